@@ -1,0 +1,3 @@
+//! The driver: runs `nsinit exec /probe ...` for each fixture case and checks what the probe saw.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The `container.json` model: parsing and validation, no I/O.

@@ -1,0 +1,3 @@
+//! The `nsinit` command line: parses arguments, calls the library, renders errors.
+
+fn main() {}

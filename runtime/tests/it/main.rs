@@ -1,0 +1,1 @@
+//! Integration tests of the `nsinit` binary and library on this host.

@@ -1,0 +1,1 @@
+//! The QEMU side of the conformance suite: fetch a kernel, build an initramfs, boot, report.
