@@ -1,5 +1,142 @@
 //! nsinit: run a directory holding a root filesystem and a `container.json` as a container.
 //!
-//! The library does the work; `main.rs` is a thin CLI over [`exec`].
+//! The library does the work; `main.rs` is a thin CLI over [`exec`]. One module per kernel
+//! concern; `sys` holds the raw system calls and is the only module with `unsafe`.
 
+pub mod capabilities;
 pub mod config;
+pub mod error;
+pub mod mounts;
+pub mod namespaces;
+pub mod process;
+pub mod sys;
+pub mod terminal;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use error::{describe_io, EXIT_SETUP};
+use terminal::TtyMode;
+
+/// The name of the config file in a container's directory.
+pub const CONFIG_FILE: &str = "container.json";
+
+/// The largest `container.json` nsinit reads.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Everything that can stop `nsinit exec` before or around the command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {reason}")]
+    ReadConfig { path: String, reason: String },
+    #[error("{dir}: {reason}")]
+    Directory { dir: String, reason: String },
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("{path}: {source}")]
+    Namespaces {
+        path: String,
+        source: namespaces::NamespaceError,
+    },
+    #[error("{0}")]
+    Command(String),
+    /// A step on nsinit's side failed.
+    #[error("{0}")]
+    Supervise(String),
+    /// The container's first process failed a setup step or could not exec the command.
+    #[error("{text}")]
+    Container { code: i32, text: String },
+}
+
+impl Error {
+    /// nsinit's exit code for this error (see README: 125, or 126/127 for the command).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Container { code, .. } => *code,
+            _ => EXIT_SETUP,
+        }
+    }
+}
+
+impl From<namespaces::NamespaceError> for Error {
+    fn from(source: namespaces::NamespaceError) -> Self {
+        Error::Namespaces {
+            path: CONFIG_FILE.into(),
+            source,
+        }
+    }
+}
+
+/// What `nsinit exec` was asked to do.
+pub struct ExecOptions {
+    /// The container's directory, as the user gave it (`.` by default).
+    pub dir: PathBuf,
+    pub tty: TtyMode,
+    /// The command and its arguments.
+    pub command: Vec<OsString>,
+}
+
+/// `nsinit exec`: run the command as PID 1 of a new container made from `dir`. Returns the
+/// exit code nsinit should exit with.
+pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
+    let config_path = display_path(&options.dir, CONFIG_FILE);
+    let rootfs = options.dir.canonicalize().map_err(|e| Error::Directory {
+        dir: options.dir.display().to_string(),
+        reason: describe_io(&e),
+    })?;
+    let text = read_config(&rootfs, &config_path)?;
+    let config = config::parse(Path::new(&config_path), &text)?;
+    namespaces::clone_flags(&config).map_err(|source| Error::Namespaces {
+        path: config_path.clone(),
+        source,
+    })?;
+    let command = process::Command::new(&options.command, &config.environment).map_err(Error::Command)?;
+    process::start(&process::Start {
+        rootfs: &rootfs,
+        config: &config,
+        command: &command,
+        tty: options.tty.wanted(),
+    })
+}
+
+/// `dir/name` as the user would write it: `./container.json` for the current directory.
+fn display_path(dir: &Path, name: &str) -> String {
+    let dir = dir.display().to_string();
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+/// Read `container.json` from the container's directory. The directory is the container's
+/// root, so the container can replace the file: never follow a symlink, read regular files
+/// only, and bound the size.
+fn read_config(rootfs: &Path, shown: &str) -> Result<String, Error> {
+    let fail = |reason: String| Error::ReadConfig {
+        path: shown.to_string(),
+        reason,
+    };
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(rootfs.join(CONFIG_FILE))
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => fail(format!(
+                "no such file: a container directory holds its rootfs and a {CONFIG_FILE}"
+            )),
+            Some(libc::ELOOP) => fail("is a symlink; refusing to follow it".into()),
+            _ => fail(describe_io(&e)),
+        })?;
+    let meta = file.metadata().map_err(|e| fail(describe_io(&e)))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(fail(format!("larger than {MAX_CONFIG_BYTES} bytes")));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(describe_io(&e)))?;
+    Ok(text)
+}

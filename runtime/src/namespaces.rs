@@ -1,0 +1,33 @@
+//! Which namespaces a container gets: the clone flags for the listed ones, and the rules for
+//! what nsinit can and cannot run.
+
+use crate::config::{Config, Namespace};
+
+/// Why nsinit refuses a config at run time, though the config itself is well formed.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceError {
+    #[error("namespaces: {0} is not supported yet")]
+    Unsupported(&'static str),
+    #[error(
+        "namespaces: NEWNS is missing: nsinit enters the rootfs with pivot_root, which needs a \
+         private mount namespace (add \"NEWNS\" to namespaces)"
+    )]
+    MountNamespaceRequired,
+}
+
+/// The namespaces created by `clone3` itself. `NEWCGROUP` is not among them: the container's
+/// cgroup namespace is unshared once the process sits in its cgroup, so that the cgroup
+/// becomes the namespace's root.
+pub fn clone_flags(config: &Config) -> Result<u64, NamespaceError> {
+    if config.has(Namespace::User) {
+        return Err(NamespaceError::Unsupported("NEWUSER"));
+    }
+    if !config.has(Namespace::Mount) {
+        return Err(NamespaceError::MountNamespaceRequired);
+    }
+    Ok(config
+        .namespaces
+        .iter()
+        .filter(|&&ns| ns != Namespace::Cgroup)
+        .fold(0u64, |flags, ns| flags | ns.clone_flag() as u64))
+}

@@ -1,0 +1,212 @@
+//! Starting a container: the clone, the handshake with its first process, and supervising it
+//! until it exits (signals forwarded, terminal relayed, exit status returned).
+
+pub mod channel;
+mod child;
+pub mod command;
+mod supervise;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::config::Config;
+use crate::error::{describe, EXIT_SETUP, EXIT_SIGNAL_BASE};
+use crate::sys::{self, Forked};
+use crate::terminal::{self, RawMode};
+use crate::{namespaces, Error};
+use channel::Message;
+pub use command::Command;
+
+/// Signals nsinit passes on to the container's PID 1. `SIGWINCH` with a terminal becomes a
+/// window-size update of the pty instead (the kernel then signals the foreground group).
+const FORWARDED: [Signal; 9] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGALRM,
+    Signal::SIGCONT,
+];
+
+/// How long nsinit waits for each step of the handshake before giving up on the container.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a start needs: the rootfs (absolute, resolved on the host), its config, the command,
+/// and whether the command gets a terminal.
+pub struct Start<'a> {
+    pub rootfs: &'a Path,
+    pub config: &'a Config,
+    pub command: &'a Command,
+    pub tty: bool,
+}
+
+/// The container's first process, seen from nsinit. Until [`Container::wait`] has reaped it,
+/// dropping this kills it: an error on nsinit's side never leaves a half-made container.
+pub struct Container {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    reaped: bool,
+}
+
+impl Container {
+    /// Wait for the process to exit and turn its status into nsinit's exit code.
+    pub fn wait(&mut self) -> Result<i32, Error> {
+        loop {
+            match waitpid(self.pid, None) {
+                Err(nix::Error::EINTR) => continue,
+                Err(errno) => {
+                    return Err(Error::Supervise(format!(
+                        "wait for container process {}: {}",
+                        self.pid,
+                        describe(errno)
+                    )))
+                }
+                Ok(status) => {
+                    self.reaped = true;
+                    return Ok(exit_code(status));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+            let _ = self.wait();
+        }
+    }
+}
+
+/// nsinit's exit code for a wait status: the command's own, or 128+N for signal N.
+pub fn exit_code(status: WaitStatus) -> i32 {
+    match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, signal, _) => EXIT_SIGNAL_BASE + signal as i32,
+        _ => EXIT_SETUP,
+    }
+}
+
+/// Start a container and supervise it to the end; returns nsinit's exit code.
+pub fn start(start: &Start<'_>) -> Result<i32, Error> {
+    let flags = namespaces::clone_flags(start.config)?;
+    let (parent_end, child_end) = channel::pair().map_err(|e| setup("create the start channel", e))?;
+    parent_end
+        .set_timeout(HANDSHAKE_TIMEOUT)
+        .map_err(|e| setup("set the start channel timeout", e))?;
+    let signals = block_forwarded_signals()?;
+
+    // SAFETY: nsinit is single-threaded: no thread is ever spawned on the start path.
+    let forked = unsafe { sys::clone3(flags, None) };
+    let mut container = match forked {
+        Ok(Forked::Child) => {
+            drop(parent_end);
+            child::run(start, child_end)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => Container {
+            pid,
+            pidfd,
+            reaped: false,
+        },
+        Err(e) => {
+            return Err(Error::Supervise(format!(
+                "create the container process (clone3 with namespaces {}): {}",
+                start.config.namespaces.iter().map(|ns| ns.json_name()).collect::<Vec<_>>().join(" "),
+                crate::error::describe_io(&e)
+            )))
+        }
+    };
+    drop(child_end);
+
+    let pty_master = match handshake_step(&parent_end, &mut container, "mount the rootfs")? {
+        Message::Ready { pty_master } => pty_master,
+        other => return Err(protocol_error(&other)),
+    };
+    let host_stdin = std::io::stdin();
+    let _raw_mode = match &pty_master {
+        Some(master) => {
+            terminal::copy_window_size(host_stdin.as_fd(), master.as_fd());
+            RawMode::enter(host_stdin.as_fd())
+        }
+        None => None,
+    };
+    parent_end
+        .send(&Message::Go)
+        .map_err(|e| setup("release the container process", e))?;
+    match parent_end.recv() {
+        Ok(None) => {} // the command is running: exec closed the child's end
+        Ok(Some(Message::Failed { code, text })) => {
+            container.wait()?;
+            return Err(Error::Container {
+                code: code.into(),
+                text,
+            });
+        }
+        Ok(Some(other)) => return Err(protocol_error(&other)),
+        Err(e) => return Err(setup("wait for the command to start", e)),
+    }
+    drop(parent_end);
+    supervise::run(&mut container, &signals, pty_master)
+}
+
+/// Wait for the child's next message; a failure it reports, its death or a timeout end the
+/// start with an error (and the container is killed by `Container`'s drop).
+fn handshake_step(
+    channel: &channel::Channel,
+    container: &mut Container,
+    step: &str,
+) -> Result<Message, Error> {
+    match channel.recv() {
+        Ok(Some(Message::Failed { code, text })) => {
+            container.wait()?;
+            Err(Error::Container {
+                code: code.into(),
+                text,
+            })
+        }
+        Ok(Some(message)) => Ok(message),
+        Ok(None) => {
+            let code = container.wait()?;
+            Err(Error::Supervise(format!(
+                "the container process died during setup ({step}) with exit code {code}"
+            )))
+        }
+        Err(nix::Error::EAGAIN) => Err(Error::Supervise(format!(
+            "the container process did not finish setup ({step}) within {}s",
+            HANDSHAKE_TIMEOUT.as_secs()
+        ))),
+        Err(e) => Err(setup(&format!("wait for the container process ({step})"), e)),
+    }
+}
+
+/// Block the signals nsinit forwards (and SIGCHLD) and read them from a signalfd instead, so
+/// that none is lost between the clone and the supervision loop. The child unblocks them.
+fn block_forwarded_signals() -> Result<SignalFd, Error> {
+    let mut mask = SigSet::empty();
+    for signal in FORWARDED {
+        mask.add(signal);
+    }
+    mask.add(Signal::SIGCHLD);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .map_err(|e| setup("block signals", e))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| setup("create a signalfd", e))
+}
+
+fn setup(step: &str, errno: nix::Error) -> Error {
+    Error::Supervise(format!("{step}: {}", describe(errno)))
+}
+
+fn protocol_error(message: &Message) -> Error {
+    Error::Supervise(format!("start channel: unexpected message {message:?}"))
+}

@@ -1,0 +1,96 @@
+//! The container's terminal: a pty from the container's own devpts, made the controlling
+//! terminal of the command; on the host side, raw mode and window-size forwarding.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, isatty, setsid};
+
+use crate::error::{StepContext, StepError};
+use crate::sys;
+
+/// Whether to give the command a terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtyMode {
+    /// A terminal when nsinit's stdin and stdout are both terminals.
+    Auto,
+    Always,
+    Never,
+}
+
+impl TtyMode {
+    /// Decide for this invocation.
+    pub fn wanted(self) -> bool {
+        match self {
+            TtyMode::Always => true,
+            TtyMode::Never => false,
+            TtyMode::Auto => {
+                isatty(std::io::stdin()).unwrap_or(false) && isatty(std::io::stdout()).unwrap_or(false)
+            }
+        }
+    }
+}
+
+/// A pty opened inside the container: the master goes to nsinit, the slave becomes the
+/// command's stdio.
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+    /// The slave's path inside the container, e.g. `/dev/pts/0`.
+    pub slave_path: String,
+}
+
+/// Open a new pty in the container's devpts instance (`/dev/pts/ptmx`).
+pub fn open_pty() -> Result<Pty, StepError> {
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master = open("/dev/pts/ptmx", flags, Mode::empty()).step(|| "open /dev/pts/ptmx".into())?;
+    let number = sys::unlock_pty(master.as_fd()).step(|| "unlock the pty".into())?;
+    let slave_path = format!("/dev/pts/{number}");
+    let slave = open(slave_path.as_str(), flags, Mode::empty()).step(|| format!("open {slave_path}"))?;
+    Ok(Pty {
+        master,
+        slave,
+        slave_path,
+    })
+}
+
+/// Make `slave` this process's controlling terminal and its stdin, stdout and stderr.
+pub fn make_controlling(slave: BorrowedFd<'_>) -> Result<(), StepError> {
+    setsid().step(|| "start a new session (setsid)".into())?;
+    sys::set_controlling_terminal(slave).step(|| "make the pty the controlling terminal".into())?;
+    dup2_stdin(slave).step(|| "use the pty as stdin".into())?;
+    dup2_stdout(slave).step(|| "use the pty as stdout".into())?;
+    dup2_stderr(slave).step(|| "use the pty as stderr".into())
+}
+
+/// Copy the host terminal's window size to the container's pty.
+pub fn copy_window_size(host: BorrowedFd<'_>, master: BorrowedFd<'_>) {
+    if let Ok(size) = sys::window_size(host) {
+        let _ = sys::set_window_size(master, &size);
+    }
+}
+
+/// The host terminal in raw mode for as long as this lives; the old mode comes back on drop.
+pub struct RawMode<'fd> {
+    fd: BorrowedFd<'fd>,
+    saved: Termios,
+}
+
+impl<'fd> RawMode<'fd> {
+    /// Put `fd` in raw mode; `None` when it is not a terminal.
+    pub fn enter(fd: BorrowedFd<'fd>) -> Option<Self> {
+        let saved = tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(fd, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode<'_> {
+    fn drop(&mut self) {
+        let _ = tcsetattr(self.fd, SetArg::TCSAFLUSH, &self.saved);
+    }
+}
