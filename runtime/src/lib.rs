@@ -9,6 +9,7 @@ pub mod error;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
+pub mod state;
 pub mod sys;
 pub mod terminal;
 
@@ -32,8 +33,8 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 pub enum Error {
     #[error("{path}: {reason}")]
     ReadConfig { path: String, reason: String },
-    #[error("{dir}: {reason}")]
-    Directory { dir: String, reason: String },
+    #[error(transparent)]
+    State(state::StateError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error("{path}: {source}")]
@@ -79,27 +80,60 @@ pub struct ExecOptions {
     pub command: Vec<OsString>,
 }
 
-/// `nsinit exec`: run the command as PID 1 of a new container made from `dir`. Returns the
-/// exit code nsinit should exit with.
+/// `nsinit exec`: run the command as PID 1 of a new container made from `dir`, or, while
+/// the container of `dir` lives, join it. Returns the exit code nsinit should exit with.
 pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
+    let dir = state::ContainerDir::open(&options.dir).map_err(Error::State)?;
+    let lock = state::StateDir::lock(&dir).map_err(Error::State)?;
+    match lock.read().map(|record| (state::check(&record, &dir), record)) {
+        Some((state::Liveness::Alive { pidfd }, record)) => {
+            if !process::join::running_sealed() {
+                drop(lock);
+                return Err(process::join::reexec_sealed());
+            }
+            drop(lock);
+            return process::join::join(process::join::Join {
+                record: &record,
+                pid1: pidfd,
+                command: &options.command,
+                tty: options.tty.wanted(),
+            });
+        }
+        Some((state::Liveness::Gone(reason), _)) => {
+            eprintln!("nsinit: {}: removing stale state: {reason}", state::NSPID);
+            lock.clear();
+            dir.remove_nspid();
+        }
+        None if dir.has_nspid() => {
+            let said = dir.read_nspid().unwrap_or_default();
+            eprintln!(
+                "nsinit: {}: removing stale file (says {said:?}; no container of nsinit runs here)",
+                state::NSPID
+            );
+            dir.remove_nspid();
+        }
+        None => {}
+    }
+
     let config_path = display_path(&options.dir, CONFIG_FILE);
-    let rootfs = options.dir.canonicalize().map_err(|e| Error::Directory {
-        dir: options.dir.display().to_string(),
-        reason: describe_io(&e),
-    })?;
-    let text = read_config(&rootfs, &config_path)?;
+    let text = read_config(&dir.path, &config_path)?;
     let config = config::parse(Path::new(&config_path), &text)?;
     namespaces::clone_flags(&config).map_err(|source| Error::Namespaces {
         path: config_path.clone(),
         source,
     })?;
     let command = process::Command::new(&options.command, &config.environment).map_err(Error::Command)?;
-    process::start(&process::Start {
-        rootfs: &rootfs,
-        config: &config,
-        command: &command,
-        tty: options.tty.wanted(),
-    })
+    process::start(
+        &process::Start {
+            dir: &dir,
+            config_text: &text,
+            rootfs: &dir.path,
+            config: &config,
+            command: &command,
+            tty: options.tty.wanted(),
+        },
+        lock,
+    )
 }
 
 /// `dir/name` as the user would write it: `./container.json` for the current directory.

@@ -4,6 +4,7 @@
 pub mod channel;
 mod child;
 pub mod command;
+pub mod join;
 mod supervise;
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -19,6 +20,7 @@ use crate::config::Config;
 use crate::error::{describe, EXIT_SETUP, EXIT_SIGNAL_BASE};
 use crate::sys::{self, Forked};
 use crate::terminal::{self, RawMode};
+use crate::state::{self, ContainerDir, Record, StateDir};
 use crate::{namespaces, Error};
 use channel::Message;
 pub use command::Command;
@@ -43,6 +45,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// What a start needs: the rootfs (absolute, resolved on the host), its config, the command,
 /// and whether the command gets a terminal.
 pub struct Start<'a> {
+    pub dir: &'a ContainerDir,
+    /// The `container.json` text `config` came from, recorded for joins.
+    pub config_text: &'a str,
     pub rootfs: &'a Path,
     pub config: &'a Config,
     pub command: &'a Command,
@@ -58,6 +63,14 @@ pub struct Container {
 }
 
 impl Container {
+    fn new(pid: Pid, pidfd: OwnedFd) -> Self {
+        Container {
+            pid,
+            pidfd,
+            reaped: false,
+        }
+    }
+
     /// Wait for the process to exit and turn its status into nsinit's exit code.
     pub fn wait(&mut self) -> Result<i32, Error> {
         loop {
@@ -79,12 +92,19 @@ impl Container {
     }
 }
 
-impl Drop for Container {
-    fn drop(&mut self) {
+impl Container {
+    /// Make sure the process is gone and reaped.
+    pub fn kill_and_wait(&mut self) {
         if !self.reaped {
             let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
             let _ = self.wait();
         }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        self.kill_and_wait();
     }
 }
 
@@ -97,8 +117,9 @@ pub fn exit_code(status: WaitStatus) -> i32 {
     }
 }
 
-/// Start a container and supervise it to the end; returns nsinit's exit code.
-pub fn start(start: &Start<'_>) -> Result<i32, Error> {
+/// Start a container and supervise it to the end; returns nsinit's exit code. `state` is the
+/// locked state directory: the lock is let go once the container is joinable.
+pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
     let flags = namespaces::clone_flags(start.config)?;
     let (parent_end, child_end) = channel::pair().map_err(|e| setup("create the start channel", e))?;
     parent_end
@@ -113,17 +134,14 @@ pub fn start(start: &Start<'_>) -> Result<i32, Error> {
             drop(parent_end);
             child::run(start, child_end)
         }
-        Ok(Forked::Parent { pid, pidfd }) => Container {
-            pid,
-            pidfd,
-            reaped: false,
-        },
+        Ok(Forked::Parent { pid, pidfd }) => Container::new(pid, pidfd),
         Err(e) => {
+            let names: Vec<_> = start.config.namespaces.iter().map(|ns| ns.json_name()).collect();
             return Err(Error::Supervise(format!(
-                "create the container process (clone3 with namespaces {}): {}",
-                start.config.namespaces.iter().map(|ns| ns.json_name()).collect::<Vec<_>>().join(" "),
+                "create the container process (clone3 with {}): {}",
+                names.join(" "),
                 crate::error::describe_io(&e)
-            )))
+            )));
         }
     };
     drop(child_end);
@@ -132,18 +150,31 @@ pub fn start(start: &Start<'_>) -> Result<i32, Error> {
         Message::Ready { pty_master } => pty_master,
         other => return Err(protocol_error(&other)),
     };
+    // Joinable now: record it, publish .nspid, and let other nsinit invocations in.
+    let published = Published::new(start.dir, &state, start.config_text, container.pid)?;
+    drop(state);
+    let result = run_started(&parent_end, &mut container, &signals, pty_master);
+    container.kill_and_wait();
+    published.remove();
+    result
+}
+
+/// From the container's `Ready` to its end: release it, see the command start, supervise.
+fn run_started(
+    channel: &channel::Channel,
+    container: &mut Container,
+    signals: &SignalFd,
+    pty_master: Option<OwnedFd>,
+) -> Result<i32, Error> {
     let host_stdin = std::io::stdin();
-    let _raw_mode = match &pty_master {
-        Some(master) => {
-            terminal::copy_window_size(host_stdin.as_fd(), master.as_fd());
-            RawMode::enter(host_stdin.as_fd())
-        }
-        None => None,
-    };
-    parent_end
+    let _raw_mode = pty_master.as_ref().and_then(|master| {
+        terminal::copy_window_size(host_stdin.as_fd(), master.as_fd());
+        RawMode::enter(host_stdin.as_fd())
+    });
+    channel
         .send(&Message::Go)
         .map_err(|e| setup("release the container process", e))?;
-    match parent_end.recv() {
+    match channel.recv() {
         Ok(None) => {} // the command is running: exec closed the child's end
         Ok(Some(Message::Failed { code, text })) => {
             container.wait()?;
@@ -155,8 +186,47 @@ pub fn start(start: &Start<'_>) -> Result<i32, Error> {
         Ok(Some(other)) => return Err(protocol_error(&other)),
         Err(e) => return Err(setup("wait for the command to start", e)),
     }
-    drop(parent_end);
-    supervise::run(&mut container, &signals, pty_master)
+    supervise::run(container, signals, pty_master)
+}
+
+/// A container made public: its record in the state directory and `.nspid` in its directory.
+/// [`Published::remove`] takes both back once PID 1 is gone.
+struct Published<'a> {
+    dir: &'a ContainerDir,
+    pid: Pid,
+}
+
+impl<'a> Published<'a> {
+    fn new(dir: &'a ContainerDir, state: &StateDir, config_text: &str, pid: Pid) -> Result<Self, Error> {
+        let start_time = state::start_time(pid).ok_or_else(|| {
+            Error::Supervise(format!("read the start time of container process {pid}"))
+        })?;
+        state
+            .write(&Record {
+                pid: pid.as_raw(),
+                start_time,
+                config: config_text.to_string(),
+                cgroup: None,
+            })
+            .map_err(Error::State)?;
+        let published = Published { dir, pid };
+        if let Err(e) = dir.write_nspid(pid) {
+            published.remove();
+            return Err(Error::State(e));
+        }
+        Ok(published)
+    }
+
+    fn remove(self) {
+        // Under the lock, so that a concurrent nsinit never sees half of it; the record is
+        // ours to remove only if it still names our PID 1.
+        if let Ok(state) = StateDir::lock(self.dir) {
+            if state.read().is_some_and(|r| r.pid == self.pid.as_raw()) {
+                state.clear();
+            }
+        }
+        self.dir.remove_nspid();
+    }
 }
 
 /// Wait for the child's next message; a failure it reports, its death or a timeout end the
@@ -191,7 +261,7 @@ fn handshake_step(
 
 /// Block the signals nsinit forwards (and SIGCHLD) and read them from a signalfd instead, so
 /// that none is lost between the clone and the supervision loop. The child unblocks them.
-fn block_forwarded_signals() -> Result<SignalFd, Error> {
+pub(crate) fn block_forwarded_signals() -> Result<SignalFd, Error> {
     let mut mask = SigSet::empty();
     for signal in FORWARDED {
         mask.add(signal);
@@ -203,10 +273,10 @@ fn block_forwarded_signals() -> Result<SignalFd, Error> {
         .map_err(|e| setup("create a signalfd", e))
 }
 
-fn setup(step: &str, errno: nix::Error) -> Error {
+pub(crate) fn setup(step: &str, errno: nix::Error) -> Error {
     Error::Supervise(format!("{step}: {}", describe(errno)))
 }
 
-fn protocol_error(message: &Message) -> Error {
+pub(crate) fn protocol_error(message: &Message) -> Error {
     Error::Supervise(format!("start channel: unexpected message {message:?}"))
 }

@@ -1,0 +1,190 @@
+//! Joining a live container (a second `nsinit exec` in its directory): enter its namespaces
+//! and cgroup, drop the same capabilities, fork into its pid namespace, exec the command.
+//!
+//! The joining process becomes visible inside the container the moment it forks, to container
+//! processes that may hold `CAP_SYS_PTRACE` (the seed sample keeps it). So:
+//! - it runs from a sealed memfd copy of nsinit, never from the host's binary, so that
+//!   `/proc/PID/exe` cannot be opened to overwrite the host file (CVE-2019-5736);
+//! - every privileged step (namespaces, capability drop, fds) is finished before the fork,
+//!   and the forked child holds no host fd or directory (CVE-2016-9962, CVE-2024-21626).
+
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::unistd::{chdir, fexecve};
+
+use super::channel::{self, Message};
+use super::{block_forwarded_signals, setup, supervise, Command, Container};
+use crate::config::{self, Namespace};
+use crate::error::{describe, describe_io, StepContext, StepError, EXIT_SETUP};
+use crate::state::Record;
+use crate::sys::{self, Forked};
+use crate::{capabilities, terminal, Error};
+
+/// What a join needs: the recorded container, a pidfd pinning its PID 1, the command.
+pub struct Join<'a> {
+    pub record: &'a Record,
+    pub pid1: OwnedFd,
+    pub command: &'a [OsString],
+    pub tty: bool,
+}
+
+/// Whether this process runs from a sealed memfd rather than the host's nsinit binary.
+pub fn running_sealed() -> bool {
+    let Ok(exe) = File::open("/proc/self/exe") else {
+        return false;
+    };
+    fcntl(&exe, FcntlArg::F_GET_SEALS)
+        .map(|seals| SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_WRITE))
+        .unwrap_or(false)
+}
+
+/// Replace this process with the same nsinit invocation, run from a sealed memfd copy of the
+/// binary. Returns only on failure.
+pub fn reexec_sealed() -> Error {
+    let reexec = copy_to_sealed_memfd().and_then(|memfd| -> nix::Result<std::convert::Infallible> {
+        let args = to_cstrings(std::env::args_os())?;
+        let env = to_cstrings(std::env::vars_os().map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            kv
+        }))?;
+        fexecve(memfd, &args, &env)
+    });
+    match reexec {
+        Err(errno) => Error::Supervise(format!(
+            "run nsinit from a sealed copy before joining: {}",
+            describe(errno)
+        )),
+        Ok(never) => match never {},
+    }
+}
+
+fn copy_to_sealed_memfd() -> nix::Result<OwnedFd> {
+    let memfd = memfd_create(c"nsinit", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+    let mut exe = File::open("/proc/self/exe").map_err(io_errno)?;
+    let mut copy = File::from(memfd);
+    std::io::copy(&mut exe, &mut copy).map_err(io_errno)?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(&copy, FcntlArg::F_ADD_SEALS(seals))?;
+    Ok(copy.into())
+}
+
+fn io_errno(e: std::io::Error) -> nix::Error {
+    nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn to_cstrings(items: impl Iterator<Item = OsString>) -> nix::Result<Vec<CString>> {
+    items
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| nix::Error::EINVAL))
+        .collect()
+}
+
+/// Join the container and run the command in it; returns nsinit's exit code.
+pub fn join(join: Join<'_>) -> Result<i32, Error> {
+    let config = config::parse(Path::new("recorded container.json"), &join.record.config)?;
+    let command = Command::new(join.command, &config.environment).map_err(Error::Command)?;
+    let (parent_end, child_end) = channel::pair().map_err(|e| setup("create the join channel", e))?;
+    let signals = block_forwarded_signals()?;
+
+    let pty = enter(&join, &config).map_err(|e| Error::Container {
+        code: EXIT_SETUP,
+        text: format!("join container of pid {}: {e}", join.record.pid),
+    })?;
+
+    // SAFETY: nsinit is single-threaded: no thread is ever spawned on the join path.
+    let forked = unsafe { sys::clone3(0, None) };
+    let mut child = match forked {
+        Ok(Forked::Child) => {
+            drop(parent_end);
+            let failure = run_child(&command, pty.as_ref().map(|p| p.slave.as_fd()));
+            let _ = child_end.send(&Message::Failed {
+                code: failure.0 as u8,
+                text: failure.1,
+            });
+            sys::exit_now(failure.0)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => Container::new(pid, pidfd),
+        Err(e) => {
+            return Err(Error::Supervise(format!(
+                "fork into the container: {}",
+                describe_io(&e)
+            )))
+        }
+    };
+    drop(child_end);
+    let master = pty.map(|pty| pty.master);
+    let host_stdin = std::io::stdin();
+    let _raw_mode = master.as_ref().and_then(|master| {
+        terminal::copy_window_size(host_stdin.as_fd(), master.as_fd());
+        terminal::RawMode::enter(host_stdin.as_fd())
+    });
+    match parent_end.recv() {
+        Ok(None) => {}
+        Ok(Some(Message::Failed { code, text })) => {
+            child.wait()?;
+            return Err(Error::Container {
+                code: code.into(),
+                text,
+            });
+        }
+        Ok(Some(other)) => return Err(super::protocol_error(&other)),
+        Err(e) => return Err(setup("wait for the joined command to start", e)),
+    }
+    drop(parent_end);
+    supervise::run(&mut child, &signals, master)
+}
+
+/// Enter the container in this process: namespaces, cwd, capabilities, pty. Everything
+/// privileged happens here, before the fork makes us visible inside.
+fn enter(join: &Join<'_>, config: &config::Config) -> Result<Option<terminal::Pty>, StepError> {
+    // Not dumpable: no ptrace attach and no /proc/PID/{mem,fd} without CAP_SYS_PTRACE.
+    nix::sys::prctl::set_dumpable(false).step(|| "mark nsinit non-dumpable".into())?;
+    let flags = config
+        .namespaces
+        .iter()
+        .fold(CloneFlags::empty(), |flags, ns| {
+            flags | CloneFlags::from_bits_truncate(ns.clone_flag())
+        });
+    // One setns through the pidfd enters all of them at once (Linux 5.8), atomically, and
+    // cannot hit a reused pid. The pid namespace applies to our children only.
+    setns(&join.pid1, flags).step(|| {
+        let names: Vec<_> = config.namespaces.iter().map(|ns| ns.json_name()).collect();
+        format!("enter namespaces {} of the container", names.join(" "))
+    })?;
+    chdir("/").step(|| "chdir to / in the container".into())?;
+    let pty = if join.tty {
+        Some(terminal::open_pty()?)
+    } else {
+        None
+    };
+    capabilities::drop_listed(&config.capabilities)?;
+    // Only 0, 1 and 2 may reach the command; everything nsinit holds is close-on-exec.
+    sys::cloexec_from(3).step(|| "mark inherited fds close-on-exec".into())?;
+    debug_assert!(config.has(Namespace::Mount));
+    Ok(pty)
+}
+
+/// The forked child, inside the container's pid namespace: terminal, signals, exec.
+fn run_child(command: &Command, pty_slave: Option<std::os::fd::BorrowedFd<'_>>) -> (i32, String) {
+    if let Some(slave) = pty_slave {
+        if let Err(e) = terminal::make_controlling(slave) {
+            return (EXIT_SETUP, e.to_string());
+        }
+    }
+    sys::reset_signal_dispositions();
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let failure = command.exec();
+    (failure.code, failure.text)
+}

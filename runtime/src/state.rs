@@ -1,0 +1,299 @@
+//! A container's lifecycle state: the record of its PID 1 kept outside the rootfs, the lock
+//! that makes one container per directory, and `.nspid`, the public mirror in the directory.
+//!
+//! The container's directory is its root, so a process inside can rewrite `.nspid` (or
+//! `container.json`) at will. Nothing read from the directory decides what nsinit joins: the
+//! record lives in `/run/nsinit/<dev>-<inode>/`, and a recorded PID 1 is joined only while
+//! its `/proc/PID/root` is this very directory and its start time is the recorded one,
+//! checked through a pidfd so the answer cannot go stale.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, openat, renameat, Flock, FlockArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
+use nix::unistd::{unlinkat, Pid, UnlinkatFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{describe, describe_io};
+use crate::sys;
+
+/// Where nsinit keeps the state of every container, out of any container's reach.
+pub const STATE_ROOT: &str = "/run/nsinit";
+/// The public mirror of PID 1's host pid in the container's directory (the seed's convention).
+pub const NSPID: &str = ".nspid";
+
+/// A lifecycle step that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {reason}")]
+pub struct StateError {
+    pub step: String,
+    pub reason: String,
+}
+
+fn failed(step: String, errno: nix::Error) -> StateError {
+    StateError {
+        step,
+        reason: describe(errno),
+    }
+}
+
+fn failed_io(step: String, err: std::io::Error) -> StateError {
+    StateError {
+        step,
+        reason: describe_io(&err),
+    }
+}
+
+/// The container's directory on the host, opened once and identified by device and inode.
+pub struct ContainerDir {
+    /// Absolute, symlinks resolved on the host.
+    pub path: PathBuf,
+    /// `O_PATH` fd of the directory: `.nspid` is written through it, never by path.
+    pub fd: OwnedFd,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl ContainerDir {
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let shown = path.display();
+        let path = path
+            .canonicalize()
+            .map_err(|e| failed_io(format!("open container directory {shown}"), e))?;
+        let fd = open(
+            &path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| failed(format!("open container directory {shown}"), e))?;
+        let st = nix::sys::stat::fstat(&fd)
+            .map_err(|e| failed(format!("stat container directory {shown}"), e))?;
+        Ok(ContainerDir {
+            path,
+            fd,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
+    }
+
+    /// The name of this directory's state directory under [`STATE_ROOT`].
+    pub fn id(&self) -> String {
+        format!("{:x}-{:x}", self.dev, self.ino)
+    }
+
+    /// Publish PID 1's host pid as `.nspid`: a temp file created exclusively without following
+    /// symlinks, renamed over `.nspid` (a rename replaces a planted symlink, never follows it).
+    pub fn write_nspid(&self, pid: Pid) -> Result<(), StateError> {
+        let temp = format!(".nspid.{}", std::process::id());
+        let fd = openat(
+            &self.fd,
+            temp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map_err(|e| failed(format!("create {temp} in {}", self.path.display()), e))?;
+        let written = File::from(fd).write_all(format!("{pid}\n").as_bytes());
+        let renamed = written
+            .map_err(|e| failed_io(format!("write {temp}"), e))
+            .and_then(|()| {
+                renameat(&self.fd, temp.as_str(), &self.fd, NSPID)
+                    .map_err(|e| failed(format!("rename {temp} to {NSPID}"), e))
+            });
+        if renamed.is_err() {
+            let _ = unlinkat(&self.fd, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        renamed
+    }
+
+    /// Remove `.nspid`, whatever the container made of it.
+    pub fn remove_nspid(&self) {
+        let _ = unlinkat(&self.fd, NSPID, UnlinkatFlags::NoRemoveDir);
+    }
+
+    /// The first line of `.nspid` if it is a regular file (never following a symlink), for
+    /// notices only: nsinit never acts on what it says.
+    pub fn read_nspid(&self) -> Option<String> {
+        let fd = openat(
+            &self.fd,
+            NSPID,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let file = File::from(fd);
+        if !file.metadata().ok()?.is_file() {
+            return Some("(not a regular file)".into());
+        }
+        let mut text = String::new();
+        file.take(64).read_to_string(&mut text).ok()?;
+        Some(text.lines().next().unwrap_or("").to_string())
+    }
+
+    /// Whether anything named `.nspid` is in the directory.
+    pub fn has_nspid(&self) -> bool {
+        nix::sys::stat::fstatat(&self.fd, NSPID, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+    }
+}
+
+/// What nsinit records about a running container, in its state directory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    /// Host pid of the container's PID 1.
+    pub pid: i32,
+    /// Its start time (clock ticks after boot, `/proc/PID/stat` field 22): with the pid, it
+    /// names one process for the life of the system.
+    pub start_time: u64,
+    /// The `container.json` text the container was started with; joins obey this, not
+    /// whatever the directory holds now.
+    pub config: String,
+    /// The container's cgroup, relative to the hierarchy root.
+    pub cgroup: Option<String>,
+}
+
+/// The state directory of one container directory, locked for as long as this lives.
+pub struct StateDir {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl StateDir {
+    /// Create (when missing) and lock the state directory of `dir`. The lock is held only
+    /// around the decision to create or join, never while a command runs.
+    pub fn lock(dir: &ContainerDir) -> Result<StateDir, StateError> {
+        let path = Path::new(STATE_ROOT).join(dir.id());
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| failed_io(format!("create state directory {}", path.display()), e))?;
+        let lock_path = path.join("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&lock_path)
+            .map_err(|e| failed_io(format!("open lock {}", lock_path.display()), e))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| failed(format!("lock {}", lock_path.display()), e))?;
+        Ok(StateDir { path, _lock: lock })
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.path.join("state.json")
+    }
+
+    /// The record of the container believed to run here, if any.
+    pub fn read(&self) -> Option<Record> {
+        let text = fs::read_to_string(self.record_path()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Record a running container (atomically: temp file, then rename).
+    pub fn write(&self, record: &Record) -> Result<(), StateError> {
+        let temp = self.path.join("state.json.tmp");
+        let text = serde_json::to_string(record).expect("a record always serializes");
+        fs::write(&temp, text)
+            .and_then(|()| fs::rename(&temp, self.record_path()))
+            .map_err(|e| failed_io(format!("write state {}", self.record_path().display()), e))
+    }
+
+    /// Forget the record.
+    pub fn clear(&self) {
+        let _ = fs::remove_file(self.record_path());
+    }
+}
+
+/// Whether a recorded PID 1 is still the container of this directory.
+pub enum Liveness {
+    /// It is; the pidfd pins that very process.
+    Alive { pidfd: OwnedFd },
+    /// It is not, and why (for the notice).
+    Gone(String),
+}
+
+/// Check a record against the live system: the pid must run, be the same process (start
+/// time), have this directory as its root, and still be alive once pinned by a pidfd.
+pub fn check(record: &Record, dir: &ContainerDir) -> Liveness {
+    let pid = Pid::from_raw(record.pid);
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(_) => return Liveness::Gone(format!("pid {pid} is not running")),
+    };
+    // From here on the pidfd names one process; if the pid is reused after this point, the
+    // start time below no longer matches, or the pidfd reports the exit.
+    if start_time(pid) != Some(record.start_time) {
+        return Liveness::Gone(format!("pid {pid} is now another process"));
+    }
+    match fs::metadata(format!("/proc/{pid}/root")) {
+        Ok(root) if root.dev() == dir.dev && root.ino() == dir.ino => {}
+        _ => return Liveness::Gone(format!("pid {pid} is not a container of this directory")),
+    }
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    if poll(&mut fds, PollTimeout::ZERO).unwrap_or(1) != 0 {
+        return Liveness::Gone(format!("pid {pid} has exited"));
+    }
+    Liveness::Alive { pidfd }
+}
+
+/// A process's start time in clock ticks after boot (`/proc/PID/stat`, field 22).
+pub fn start_time(pid: Pid) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its last ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_of_this_process_is_stable() {
+        let me = Pid::this();
+        let first = start_time(me).expect("own start time");
+        assert_eq!(start_time(me), Some(first));
+    }
+
+    #[test]
+    fn nspid_is_written_through_the_directory_and_replaces_a_planted_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::write(&outside, "precious").unwrap();
+        let dir_path = tmp.path().join("c");
+        fs::create_dir(&dir_path).unwrap();
+        std::os::unix::fs::symlink(&outside, dir_path.join(NSPID)).unwrap();
+        let dir = ContainerDir::open(&dir_path).unwrap();
+        assert_eq!(dir.read_nspid().as_deref(), None, "a symlink is never followed");
+        dir.write_nspid(Pid::from_raw(4242)).unwrap();
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "precious");
+        assert_eq!(dir.read_nspid().as_deref(), Some("4242"));
+        dir.remove_nspid();
+        assert!(!dir.has_nspid());
+    }
+
+    #[test]
+    fn a_host_process_is_never_taken_for_the_container() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ContainerDir::open(tmp.path()).unwrap();
+        let me = Pid::this();
+        let record = Record {
+            pid: me.as_raw(),
+            start_time: start_time(me).unwrap(),
+            config: "{}".into(),
+            cgroup: None,
+        };
+        assert!(matches!(check(&record, &dir), Liveness::Gone(_)));
+        let reused = Record {
+            start_time: record.start_time + 1,
+            ..record.clone()
+        };
+        assert!(matches!(check(&reused, &dir), Liveness::Gone(_)));
+    }
+}
