@@ -1,1 +1,6 @@
-//! Integration tests of the `nsinit` binary and library on this host.
+//! Integration tests of the `nsinit` binary on this host, one module per area. Tests that need
+//! root print why and pass trivially when run without it.
+
+mod lifecycle;
+mod run;
+mod support;

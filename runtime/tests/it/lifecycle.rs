@@ -1,0 +1,217 @@
+//! The container lifecycle (issue "Container lifecycle"): `.nspid`, join on a second exec,
+//! everything dies with PID 1, stale and foreign `.nspid`, concurrency, the join's security.
+
+use std::collections::HashSet;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::support::*;
+
+/// Start `sleep SECS` as PID 1 and wait until the container is joinable.
+fn start_sleeper(c: &Container, secs: &str) -> (Child, i32) {
+    let child = c.exec(&["sleep", secs]).spawn().unwrap();
+    let pid = c.wait_for_nspid();
+    (child, pid)
+}
+
+#[test]
+fn nspid_holds_pid_1_while_alive_and_goes_after() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    let (mut child, pid) = start_sleeper(&c, "1");
+    let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_ne!(ns, std::fs::read_link("/proc/self/ns/pid").unwrap());
+    assert!(child.wait().unwrap().success());
+    assert!(!c.file(".nspid").exists());
+}
+
+#[test]
+fn second_exec_joins_the_same_namespaces_environment_and_capabilities() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    let (mut first, pid) = start_sleeper(&c, "30");
+    let script = "for n in ipc mnt pid uts net; do readlink /proc/self/ns/$n; done; hostname; grep CapBnd /proc/self/status; echo $container; pwd; ls /proc/self/fd";
+    let out = c.run(&["sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    for ns in ["ipc", "mnt", "pid", "uts", "net"] {
+        let pid1 = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert_eq!(lines.next().unwrap(), pid1.to_string_lossy(), "{ns}");
+    }
+    assert_eq!(lines.next(), Some("koye"));
+    let pid1_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let bounding = pid1_status.lines().find(|l| l.starts_with("CapBnd")).unwrap();
+    assert_eq!(lines.next(), Some(bounding));
+    assert_eq!(lines.next(), Some("docker"));
+    assert_eq!(lines.next(), Some("/"));
+    assert_eq!(lines.collect::<Vec<_>>(), ["0", "1", "2", "3"]);
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    first.wait().unwrap();
+}
+
+#[test]
+fn joined_commands_report_their_exit_codes() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    let (mut first, pid) = start_sleeper(&c, "30");
+    assert_eq!(c.run(&["sh", "-c", "exit 9"]).status.code(), Some(9));
+    assert_eq!(c.run(&["missing-here"]).status.code(), Some(127));
+    assert_eq!(c.run(&["sh", "-c", "kill -KILL $$"]).status.code(), Some(137));
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    first.wait().unwrap();
+}
+
+#[test]
+fn joined_process_dies_when_pid_1_exits() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    let (mut first, _) = start_sleeper(&c, "2");
+    let mut joined = c.exec(&["sleep", "60"]).spawn().unwrap();
+    assert!(first.wait().unwrap().success());
+    let status = joined.wait().unwrap();
+    assert_eq!(status.code(), Some(137));
+}
+
+#[test]
+fn nspid_naming_a_host_process_is_never_joined() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    // The host's init, and this very test process: both alive, neither is the container.
+    for pid in [1, std::process::id() as i32] {
+        std::fs::write(c.file(".nspid"), format!("{pid}\n")).unwrap();
+        let out = c.run(&["readlink", "/proc/self/ns/pid"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        // Not joined: a fresh pid namespace, not the one nsinit (or the named pid) lives in.
+        let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+        assert_ne!(stdout(&out).trim(), host_ns.to_string_lossy());
+        assert!(stdout(&out).starts_with("pid:["), "{}", stdout(&out));
+        assert!(stderr(&out).contains(".nspid"), "a notice names the stale file");
+        assert!(!c.file(".nspid").exists());
+    }
+}
+
+#[test]
+fn nspid_rewritten_from_inside_does_not_steer_the_next_exec() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    let (mut first, pid) = start_sleeper(&c, "30");
+    std::fs::write(c.file(".nspid"), "1\n").unwrap();
+    let out = c.run(&["readlink", "/proc/self/ns/mnt"]);
+    let pid1_mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_eq!(stdout(&out).trim(), pid1_mnt.to_string_lossy(), "joined the real container");
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    first.wait().unwrap();
+}
+
+#[test]
+fn dead_pid_in_nspid_starts_a_fresh_container() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    let dead = {
+        let mut p = std::process::Command::new("true").spawn().unwrap();
+        let id = p.id();
+        p.wait().unwrap();
+        id
+    };
+    std::fs::write(c.file(".nspid"), format!("{dead}\n")).unwrap();
+    let out = c.run(&["sh", "-c", "echo $$"]);
+    assert_eq!(stdout(&out), "1\n", "{}", stderr(&out));
+}
+
+#[test]
+fn concurrent_first_starts_make_one_container() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            c.exec(&["sh", "-c", "readlink /proc/self/ns/pid; sleep 1"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let namespaces: HashSet<String> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success() || out.status.code() == Some(137),
+                "{:?} {}",
+                out.status,
+                stderr(&out)
+            );
+            stdout(&out).trim().to_string()
+        })
+        .collect();
+    assert_eq!(namespaces.len(), 1, "{namespaces:?}");
+}
+
+#[test]
+fn sigkill_of_nsinit_takes_the_container_down_and_leaves_the_directory_usable() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    let (mut first, pid) = start_sleeper(&c, "60");
+    kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).unwrap();
+    first.wait().unwrap();
+    wait_until(Duration::from_secs(10), || !alive(pid));
+    let out = c.run(&["sh", "-c", "echo $$"]);
+    assert_eq!(stdout(&out), "1\n", "{}", stderr(&out));
+}
+
+/// CVE-2019-5736 class: the joining nsinit must not run from the host's binary, so that a
+/// container process cannot open it through `/proc/PID/exe` and overwrite it.
+#[test]
+fn joining_nsinit_runs_from_a_sealed_copy() {
+    if !root_or_skip() {
+        return;
+    }
+    let host_binary = std::fs::read(NSINIT).unwrap();
+    let c = Container::new(seed());
+    let (mut first, pid) = start_sleeper(&c, "30");
+    let mut joined = c.exec(&["sleep", "30"]).spawn().unwrap();
+    let joiner = joined.id();
+    wait_until(Duration::from_secs(10), || {
+        std::fs::read_link(format!("/proc/{joiner}/exe"))
+            .is_ok_and(|exe| exe.to_string_lossy().starts_with("/memfd:"))
+    });
+    let exe = format!("/proc/{joiner}/exe");
+    let write = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&exe)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"pwned"));
+    assert!(write.is_err(), "the joiner's executable must not be writable");
+    // A script whose interpreter is the joiner itself gets the sealed copy too.
+    std::fs::write(c.file("evil.sh"), "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(
+        c.file("evil.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let _ = c.run(&["/evil.sh"]);
+    assert_eq!(std::fs::read(NSINIT).unwrap(), host_binary, "host binary unchanged");
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    first.wait().unwrap();
+    joined.wait().unwrap();
+}

@@ -1,0 +1,108 @@
+//! Shared test plumbing: a busybox rootfs per test, the nsinit binary, root checks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The nsinit binary under test.
+pub const NSINIT: &str = env!("CARGO_BIN_EXE_nsinit");
+
+/// The seed sample minus `network` and `cgroups`.
+pub fn seed() -> &'static str {
+    fixtures::config("seed-no-net-cgroups").expect("fixture seed-no-net-cgroups")
+}
+
+/// Whether this test can run: root is needed for namespaces. Prints why when not.
+pub fn root_or_skip() -> bool {
+    let root = nix::unistd::Uid::effective().is_root();
+    if !root {
+        eprintln!("skipped: this test needs root (namespaces, mounts)");
+    }
+    root
+}
+
+/// A template busybox rootfs, built once per test binary.
+fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            let busybox = fixtures::find_busybox().unwrap_or_else(|e| panic!("{e}"));
+            let dir = tempfile::tempdir().expect("temp dir");
+            fixtures::build_busybox_rootfs(dir.path(), &busybox).expect("build busybox rootfs");
+            dir
+        })
+        .path()
+}
+
+/// A container directory of its own: a copy of the busybox rootfs plus a container.json.
+pub struct Container {
+    dir: tempfile::TempDir,
+}
+
+impl Container {
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fixtures::copy_rootfs(template(), dir.path()).expect("copy rootfs");
+        std::fs::write(dir.path().join("container.json"), config).expect("write container.json");
+        Container { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `nsinit exec ARGS...` in this directory, without a terminal.
+    pub fn exec(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(NSINIT);
+        cmd.current_dir(self.path()).arg("exec").arg("-T").args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run `nsinit exec ARGS...` to the end.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.exec(args).output().expect("run nsinit")
+    }
+
+    /// The host pid in `.nspid`, waiting until it appears.
+    pub fn wait_for_nspid(&self) -> i32 {
+        let path = self.file(".nspid");
+        wait_until(Duration::from_secs(10), || path.exists());
+        let text = std::fs::read_to_string(path).expect("read .nspid");
+        text.trim().parse().expect(".nspid holds a pid")
+    }
+}
+
+/// Poll `done` until it holds or `limit` passes; panics on timeout.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Whether a process with this pid exists (zombies included).
+pub fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Replace `"key": [...]` or `"key": "..."` at the top of a config with new JSON text.
+pub fn with_field(config: &str, key: &str, value: &str) -> String {
+    let mut json: serde_json::Value = serde_json::from_str(config).expect("fixture is JSON");
+    json[key] = serde_json::from_str(value).expect("value is JSON");
+    json.to_string()
+}
