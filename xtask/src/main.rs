@@ -1,3 +1,66 @@
 //! `cargo xtask`: the project's automation (ci, sample, host-test, vm-test, bench).
 
-fn main() {}
+mod args;
+mod cargo;
+mod ci;
+mod host_test;
+mod prereqs;
+mod sample;
+mod vm_test;
+
+use std::process::ExitCode;
+
+use args::Args;
+
+const USAGE: &str = "\
+usage: cargo xtask COMMAND [OPTIONS]
+
+commands:
+  ci [--vm]           install prerequisites, then cargo fmt --check, clippy -D warnings and
+                      cargo test; with --vm also host-test and vm-test
+  sample              build nsinit and the sample rootfs, run the seed's container
+  host-test           run the conformance suite on this host (root)
+      --rootfs-tar PATH   use this rootfs tarball instead of the busybox rootfs
+      --filter S          only the checks whose name contains S
+  vm-test             run the conformance suite in QEMU, once with cgroup v2, once with v1
+      --cgroup v1|v2      boot only once, with this hierarchy
+      --kernel PATH       boot this bzImage instead of Debian's cloud kernel
+      --rootfs-tar PATH   use this rootfs tarball instead of the busybox rootfs
+      --filter S          only the checks whose name contains S
+      --keep              keep the initramfs and print the QEMU command line
+      --accel tcg|kvm     accelerator (default tcg: KVM hangs on some hosts)
+      --cpus N            vCPUs (default 2)
+      --timeout SECS      kill a boot after this long (default 150)
+  bench               (not implemented yet)";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let args = Args::new(args);
+    let result = match command.as_str() {
+        "ci" => ci::run(args),
+        "sample" => sample::run(args),
+        "host-test" => host_test::run(args),
+        "vm-test" => vm_test::run(args),
+        "bench" => Err(anyhow::anyhow!("bench: not implemented yet")),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        "" => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+        other => {
+            eprintln!("xtask: unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

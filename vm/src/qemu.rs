@@ -1,0 +1,185 @@
+//! Running QEMU: the machine's command line, the guest's serial lines streamed as they come,
+//! and a hard deadline after which QEMU is killed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::guest::DEBUG_EXIT_PORT;
+use crate::report::Ending;
+
+/// The accelerator: TCG works everywhere; KVM only where a guest really boots with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+impl Accel {
+    pub fn parse(text: &str) -> Option<Accel> {
+        match text {
+            "tcg" => Some(Accel::Tcg),
+            "kvm" => Some(Accel::Kvm),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+}
+
+/// One VM: a kernel, an initramfs, a command line; no disk and no network device.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: String,
+    pub accel: Accel,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub timeout: Duration,
+}
+
+/// How a run ended and what QEMU itself said on stderr.
+#[derive(Debug)]
+pub struct Run {
+    pub ending: Ending,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Machine {
+    /// `qemu-system-x86_64` for this machine: microvm (ISA serial, no PCI, fastest to boot),
+    /// the serial console on stdout, and the debug-exit device through which the guest
+    /// reports its status.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new("qemu-system-x86_64");
+        command
+            .args(["-M", "microvm", "-accel", self.accel.name()])
+            .args([
+                "-m",
+                &self.memory_mib.to_string(),
+                "-smp",
+                &self.cpus.to_string(),
+            ])
+            .args([
+                "-display",
+                "none",
+                "-no-reboot",
+                "-nodefaults",
+                "-serial",
+                "stdio",
+            ])
+            .args([
+                "-device",
+                &format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04"),
+            ])
+            .arg("-kernel")
+            .arg(&self.kernel)
+            .arg("-initrd")
+            .arg(&self.initrd)
+            .args(["-append", &self.append]);
+        command
+    }
+
+    /// Boots the machine, hands each serial line (without its line ending) to `on_line` as it
+    /// arrives, and kills QEMU at the deadline.
+    pub fn run(&self, mut on_line: impl FnMut(&str)) -> Result<Run> {
+        let start = Instant::now();
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("start qemu-system-x86_64 (is qemu-system-x86 installed?)")?;
+
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines, received) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            let mut stdout = BufReader::new(stdout);
+            let mut line = Vec::new();
+            while stdout.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let text = String::from_utf8_lossy(&line);
+                if lines
+                    .send(text.trim_end_matches(['\r', '\n']).to_string())
+                    .is_err()
+                {
+                    break;
+                }
+                line.clear();
+            }
+        });
+        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+        let stderr_reader = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr_pipe.read_to_string(&mut text);
+            text
+        });
+
+        let deadline = start + self.timeout;
+        let mut timed_out = false;
+        loop {
+            match received.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => on_line(&line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Child::kill signals this child's pid, never anything found by name.
+                    let _ = child.kill();
+                    timed_out = true;
+                    break;
+                }
+            }
+        }
+        let status = child.wait().context("wait for QEMU")?;
+        let _ = reader.join();
+        let stderr = stderr_reader.join().unwrap_or_default();
+        let ending = match status.code() {
+            _ if timed_out => Ending::TimedOut,
+            Some(code) => Ending::Exited(code),
+            None => Ending::Signalled,
+        };
+        Ok(Run {
+            ending,
+            stderr,
+            elapsed: start.elapsed(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_has_no_network_and_the_exit_device() {
+        let machine = Machine {
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            append: "console=ttyS0".into(),
+            accel: Accel::Tcg,
+            memory_mib: 512,
+            cpus: 1,
+            timeout: Duration::from_secs(1),
+        };
+        let command = machine.command();
+        let args: Vec<_> = command.get_args().map(|a| a.to_str().unwrap()).collect();
+        let line = args.join(" ");
+        assert!(line.contains("-M microvm -accel tcg"), "{line}");
+        assert!(
+            line.contains("isa-debug-exit,iobase=0xf4,iosize=0x04"),
+            "{line}"
+        );
+        assert!(line.contains("-nodefaults"), "{line}");
+        assert!(!line.contains("-net"), "{line}");
+    }
+}

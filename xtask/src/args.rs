@@ -1,0 +1,82 @@
+//! A small command-line reader: flags and `--name VALUE` options, anything left over is an error.
+
+use anyhow::{bail, Result};
+
+pub struct Args {
+    rest: Vec<String>,
+}
+
+impl Args {
+    pub fn new(args: impl IntoIterator<Item = String>) -> Args {
+        Args {
+            rest: args.into_iter().collect(),
+        }
+    }
+
+    /// Removes `--name` if present.
+    pub fn flag(&mut self, name: &str) -> bool {
+        let before = self.rest.len();
+        self.rest.retain(|arg| arg != name);
+        self.rest.len() != before
+    }
+
+    /// Removes `--name VALUE` or `--name=VALUE` and returns the value (the last one given).
+    pub fn value(&mut self, name: &str) -> Result<Option<String>> {
+        let mut found = None;
+        let mut i = 0;
+        while i < self.rest.len() {
+            if self.rest[i] == name {
+                if i + 1 >= self.rest.len() {
+                    bail!("{name} needs a value");
+                }
+                found = Some(self.rest.remove(i + 1));
+                self.rest.remove(i);
+            } else if let Some(value) = self.rest[i]
+                .strip_prefix(name)
+                .and_then(|v| v.strip_prefix('='))
+            {
+                found = Some(value.to_string());
+                self.rest.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Fails on anything not taken yet.
+    pub fn finish(self) -> Result<()> {
+        match self.rest.first() {
+            Some(arg) => bail!("unexpected argument {arg:?} (see cargo xtask help)"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::new(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn flags_and_values_are_taken() {
+        let mut a = args(&["--keep", "--cgroup", "v1", "--filter=cap", "--timeout", "9"]);
+        assert!(a.flag("--keep"));
+        assert!(!a.flag("--vm"));
+        assert_eq!(a.value("--cgroup").unwrap().as_deref(), Some("v1"));
+        assert_eq!(a.value("--filter").unwrap().as_deref(), Some("cap"));
+        assert_eq!(a.value("--kernel").unwrap(), None);
+        assert_eq!(a.value("--timeout").unwrap().as_deref(), Some("9"));
+        a.finish().unwrap();
+    }
+
+    #[test]
+    fn leftovers_and_missing_values_are_errors() {
+        assert!(args(&["--filter"]).value("--filter").is_err());
+        let error = args(&["--bogus"]).finish().unwrap_err().to_string();
+        assert!(error.contains("--bogus"), "{error}");
+    }
+}

@@ -1,0 +1,49 @@
+//! `cargo xtask ci`: prerequisites, format, lints and unit tests; with `--vm` also the
+//! conformance suite on this host and in QEMU.
+
+use anyhow::Result;
+
+use crate::args::Args;
+use crate::cargo::{cargo, step};
+use crate::{host_test, prereqs, vm_test};
+
+pub fn run(mut args: Args) -> Result<()> {
+    let vm = args.flag("--vm");
+    args.finish()?;
+
+    println!("==> prerequisites");
+    let mut packages = vec![prereqs::BUSYBOX];
+    if vm {
+        packages.push(prereqs::QEMU);
+    }
+    prereqs::ensure(&packages)?;
+    prereqs::ensure_rust_components()?;
+
+    step(
+        "cargo fmt --all --check",
+        cargo().args(["fmt", "--all", "--check"]),
+    )?;
+    step(
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "cargo test --workspace",
+        cargo().args(["test", "--workspace"]),
+    )?;
+    if vm {
+        println!("==> host-test");
+        host_test::run(Args::new([]))?;
+        println!("==> vm-test");
+        vm_test::run(Args::new([]))?;
+    }
+    println!("ci: all steps passed");
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `cargo xtask vm-test`: the conformance suite in QEMU, once per cgroup hierarchy.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use vm::guest::CgroupMode;
+use vm::qemu::Accel;
+use vm::suite::Plan;
+
+use crate::args::Args;
+use crate::cargo::{build_static, target_dir};
+use crate::prereqs;
+
+/// Each boot is killed after this long unless `--timeout` says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(150);
+
+pub fn run(mut args: Args) -> Result<()> {
+    let cgroups = match args.value("--cgroup")? {
+        None => CgroupMode::ALL.to_vec(),
+        Some(text) => vec![CgroupMode::parse(&text)
+            .ok_or_else(|| anyhow!("--cgroup {text}: expected v1 or v2"))?],
+    };
+    let accel = match args.value("--accel")? {
+        None => Accel::Tcg,
+        Some(text) => {
+            Accel::parse(&text).ok_or_else(|| anyhow!("--accel {text}: expected tcg or kvm"))?
+        }
+    };
+    let timeout = match args.value("--timeout")? {
+        None => DEFAULT_TIMEOUT,
+        Some(text) => Duration::from_secs(
+            text.parse()
+                .map_err(|_| anyhow!("--timeout {text}: expected seconds"))?,
+        ),
+    };
+    let cpus = match args.value("--cpus")? {
+        None => 2,
+        Some(text) => text
+            .parse()
+            .map_err(|_| anyhow!("--cpus {text}: expected a number"))?,
+    };
+    let kernel = args.value("--kernel")?.map(Into::into);
+    let rootfs_tar = args.value("--rootfs-tar")?.map(Into::into);
+    let filter = args.value("--filter")?;
+    let keep = args.flag("--keep");
+    // Hidden, for testing the harness itself: a shell command to run instead of the driver.
+    let guest_command = args.value("--guest-cmd")?;
+    args.finish()?;
+
+    let start = Instant::now();
+    prereqs::ensure(&[prereqs::QEMU, prereqs::BUSYBOX])?;
+    let binaries = build_static()?;
+    let target = target_dir();
+    let plan = Plan {
+        kernel,
+        cache_dir: target.join("vm/cache"),
+        work_dir: target.join("vm/run"),
+        busybox: prereqs::busybox()?,
+        nsinit: binaries.nsinit,
+        driver: binaries.driver,
+        probe: binaries.probe,
+        guest_exit: binaries.guest_exit,
+        rootfs_tar,
+        filter,
+        guest_command,
+        cgroups,
+        accel,
+        cpus,
+        memory_mib: 512,
+        timeout,
+        keep,
+    };
+    let passed = vm::suite::run(&plan)?;
+    println!("vm-test: {:.1} s in all", start.elapsed().as_secs_f64());
+    if !passed {
+        bail!("vm-test failed");
+    }
+    Ok(())
+}
