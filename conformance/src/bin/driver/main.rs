@@ -1,1 +1,308 @@
-fn main() {}
+//! The driver: runs `nsinit exec /probe ...` for each case of the suite in a fresh copy of a
+//! template rootfs and checks what the probe saw against what the config demands.
+//!
+//! It drives the `nsinit` binary and never links the runtime library. One line per check
+//! (`ok NAME` or `FAILED NAME: expected X, saw Y`), then `N passed, N failed`; exit 1 on any
+//! failure.
+
+mod check;
+mod expect;
+mod harness;
+mod suite;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use check::Verdict;
+use harness::{Outcome, Run, Workspace};
+use suite::Case;
+
+const USAGE: &str = "\
+usage: nsinit-conformance --nsinit PATH --probe PATH [--busybox PATH | --rootfs-tar PATH]
+                          [--workdir DIR] [--filter SUBSTR] [--timeout SECS] [--list]
+
+  --nsinit PATH       the nsinit binary under test
+  --probe PATH        the static nsinit-probe binary, installed as /probe in every rootfs
+  --busybox PATH      build the rootfs around this static busybox (default: $NSINIT_BUSYBOX,
+                      else /bin/busybox from busybox-static)
+  --rootfs-tar PATH   use this rootfs tarball (plain or compressed) instead of busybox
+  --workdir DIR       where case directories go (default: a temporary directory, removed)
+  --filter SUBSTR     run only the checks whose name contains SUBSTR
+  --timeout SECS      hard limit per case (default 30)
+  --list              print the check names and exit";
+
+/// Checks the driver makes on the host after all cases: nothing a container did shows there.
+const HYGIENE_CHECKS: &[&str] = &[
+    "hygiene/no-leftover-mounts",
+    "hygiene/host-hostname-unchanged",
+];
+
+enum Rootfs {
+    Busybox(Option<PathBuf>),
+    Tar(PathBuf),
+}
+
+struct Options {
+    nsinit: Option<PathBuf>,
+    probe: Option<PathBuf>,
+    rootfs: Rootfs,
+    workdir: Option<PathBuf>,
+    filter: Option<String>,
+    timeout: Duration,
+    list: bool,
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(why) => {
+            eprintln!("nsinit-conformance: {why}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(why) => {
+            eprintln!("nsinit-conformance: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        nsinit: None,
+        probe: None,
+        rootfs: Rootfs::Busybox(None),
+        workdir: None,
+        filter: None,
+        timeout: Duration::from_secs(30),
+        list: false,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--nsinit" => options.nsinit = Some(value()?.into()),
+            "--probe" => options.probe = Some(value()?.into()),
+            "--busybox" => options.rootfs = Rootfs::Busybox(Some(value()?.into())),
+            "--rootfs-tar" => options.rootfs = Rootfs::Tar(value()?.into()),
+            "--workdir" => options.workdir = Some(value()?.into()),
+            "--filter" => options.filter = Some(value()?),
+            "--timeout" => {
+                let text = value()?;
+                let secs: f64 = text
+                    .parse()
+                    .map_err(|_| format!("--timeout {text}: not a number"))?;
+                options.timeout = Duration::from_secs_f64(secs);
+            }
+            "--list" => options.list = true,
+            "-h" | "--help" => return Err("help".to_string()),
+            _ => return Err(format!("unknown argument {arg}")),
+        }
+    }
+    Ok(options)
+}
+
+/// Run the suite; `Ok(true)` when every check passed.
+fn run(options: &Options) -> Result<bool, String> {
+    let host = expect::Host::gather().map_err(|e| format!("look at the host: {e}"))?;
+    let mut cases = suite::cases(&host);
+    let wants = |name: &str| {
+        options
+            .filter
+            .as_ref()
+            .is_none_or(|f| name.contains(f.as_str()))
+    };
+    for case in &mut cases {
+        case.checks.retain(|check| wants(&check.name));
+    }
+    cases.retain(|case| !case.checks.is_empty());
+    let hygiene: Vec<&str> = HYGIENE_CHECKS
+        .iter()
+        .copied()
+        .filter(|name| wants(name))
+        .collect();
+    let total = cases.iter().map(|c| c.checks.len()).sum::<usize>() + hygiene.len();
+
+    if options.list {
+        for case in &cases {
+            for check in &case.checks {
+                println!("{}", check.name);
+            }
+        }
+        for name in &hygiene {
+            println!("{name}");
+        }
+        return Ok(true);
+    }
+    if total == 0 {
+        return Err(format!(
+            "no check matches --filter {}",
+            options.filter.as_deref().unwrap_or("")
+        ));
+    }
+    let nsinit = absolute(options.nsinit.as_deref(), "--nsinit")?;
+    let probe = absolute(options.probe.as_deref(), "--probe")?;
+
+    let mut workspace = Workspace::create(options.workdir.as_deref())
+        .map_err(|e| format!("create the workdir: {e}"))?;
+    let built = build_template(&workspace, &options.rootfs, &probe);
+    let passed = match built {
+        Ok(description) => {
+            say(&format!(
+                "# {total} checks in {} cases; rootfs: {description}",
+                cases.len()
+            ));
+            let mut tally = Tally::default();
+            for (index, case) in cases.iter().enumerate() {
+                run_case(
+                    &mut workspace,
+                    index,
+                    case,
+                    &nsinit,
+                    options.timeout,
+                    &mut tally,
+                );
+            }
+            for name in &hygiene {
+                tally.report(name, &hygiene_verdict(name, &workspace, &host));
+            }
+            say(&format!("{} passed, {} failed", tally.passed, tally.failed));
+            Ok(tally.failed == 0)
+        }
+        Err(why) => Err(why),
+    };
+    if let Err(e) = workspace.remove() {
+        eprintln!(
+            "nsinit-conformance: remove {}: {e}",
+            workspace.root.display()
+        );
+    }
+    passed
+}
+
+fn absolute(path: Option<&Path>, flag: &str) -> Result<PathBuf, String> {
+    let path = path.ok_or_else(|| format!("{flag} PATH is required"))?;
+    path.canonicalize()
+        .map_err(|e| format!("{flag} {}: {e}", path.display()))
+}
+
+/// Build the template rootfs with the probe at `/probe`; returns what it was built from.
+fn build_template(workspace: &Workspace, rootfs: &Rootfs, probe: &Path) -> Result<String, String> {
+    let template = &workspace.template;
+    let description = match rootfs {
+        Rootfs::Busybox(path) => {
+            let busybox = match path {
+                Some(path) => path.clone(),
+                None => fixtures::find_busybox()?,
+            };
+            fixtures::build_busybox_rootfs(template, &busybox)
+                .map_err(|e| format!("build the busybox rootfs: {e}"))?;
+            format!("busybox {}", busybox.display())
+        }
+        Rootfs::Tar(tar) => {
+            fixtures::extract_rootfs_tar(tar, template)
+                .map_err(|e| format!("unpack {}: {e}", tar.display()))?;
+            format!("tarball {}", tar.display())
+        }
+    };
+    fixtures::install_file(template, probe, "/probe", 0o755)
+        .map_err(|e| format!("install the probe: {e}"))?;
+    if !fixtures::is_static_executable(probe).unwrap_or(false) {
+        say(&format!(
+            "# warning: {} is not a static executable; it runs only in a rootfs holding its loader and libraries",
+            probe.display()
+        ));
+    }
+    Ok(description)
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn report(&mut self, name: &str, verdict: &Verdict) {
+        match verdict {
+            Ok(()) => {
+                self.passed += 1;
+                say(&format!("ok {name}"));
+            }
+            Err(m) => {
+                self.failed += 1;
+                say(&format!(
+                    "FAILED {name}: expected {}, saw {}",
+                    one_line(&m.expected),
+                    one_line(&m.saw)
+                ));
+            }
+        }
+    }
+}
+
+fn run_case(
+    workspace: &mut Workspace,
+    index: usize,
+    case: &Case,
+    nsinit: &Path,
+    timeout: Duration,
+    tally: &mut Tally,
+) {
+    let run = match workspace.case_dir(index, case) {
+        Ok(dir) => {
+            let run = harness::run_nsinit(nsinit, &dir, case, timeout);
+            if let Err(e) = workspace.remove_case_dir(&dir) {
+                say(&format!("# warning: remove {}: {e}", dir.display()));
+            }
+            run
+        }
+        Err(e) => Run {
+            outcome: Outcome::NotRun(format!("prepare the case directory: {e}")),
+            stdout: String::new(),
+            stderr: String::new(),
+            dir: PathBuf::new(),
+            action_missed: None,
+            output_note: None,
+        },
+    };
+    for check in &case.checks {
+        tally.report(&check.name, &check.verify(&run));
+    }
+}
+
+fn hygiene_verdict(name: &str, workspace: &Workspace, host: &expect::Host) -> Verdict {
+    match name {
+        "hygiene/no-leftover-mounts" if !workspace.leftover_mounts.is_empty() => {
+            Err(check::mismatch(
+                "no mounts left under case directories",
+                workspace.leftover_mounts.join(", "),
+            ))
+        }
+        "hygiene/host-hostname-unchanged" => {
+            let now = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            check::expect_eq(host.hostname.as_str(), now.trim())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Failure text on one line, short enough to read.
+fn one_line(text: &str) -> String {
+    const LIMIT: usize = 600;
+    let flat = text.trim().replace('\n', "\\n");
+    match flat.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}...", &flat[..cut]),
+        None => flat,
+    }
+}
+
+/// Print a line and flush, so progress streams to whoever watches (the VM's serial console).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}

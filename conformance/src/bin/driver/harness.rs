@@ -1,0 +1,413 @@
+//! Running one case: a fresh copy of the template rootfs, `nsinit exec` in it under a hard
+//! timeout, an optional action on the running container, and everything it printed.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use conformance::facts::Mount;
+use conformance::names::signal_name;
+
+use crate::suite::{Action, Case, ConfigFile};
+
+/// The file every case directory gets, holding the case's name: seeing it at `/` inside the
+/// container proves the container's root is this case's directory.
+pub const CASE_MARKER: &str = ".nsinit-conformance-case";
+
+/// How often the driver looks at a running container.
+const POLL: Duration = Duration::from_millis(2);
+
+/// How long the driver waits for output after nsinit exited before giving up on it (a
+/// process left behind in the container may hold the pipes open).
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+
+/// How one run of nsinit ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Exited(i32),
+    /// nsinit itself was killed by this signal (not the container's command).
+    Killed(i32),
+    /// The hard timeout hit; nsinit and everything under it were killed.
+    TimedOut(Duration),
+    /// The case could not even start.
+    NotRun(String),
+}
+
+impl From<ExitStatus> for Outcome {
+    fn from(status: ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Outcome::Exited(code),
+            (None, Some(signal)) => Outcome::Killed(signal),
+            (None, None) => Outcome::NotRun(format!("unknown wait status {status:?}")),
+        }
+    }
+}
+
+/// What a case's checks look at.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub outcome: Outcome,
+    pub stdout: String,
+    pub stderr: String,
+    /// The case's directory, the container's root.
+    pub dir: PathBuf,
+    /// Why the case's action did not happen, if it had one that did not.
+    pub action_missed: Option<String>,
+    /// Said when output pipes stayed open after nsinit exited.
+    pub output_note: Option<String>,
+}
+
+impl Run {
+    /// One line saying how the run went, for failure messages.
+    pub fn summary(&self) -> String {
+        let mut text = match &self.outcome {
+            Outcome::Exited(code) => format!("nsinit exited {code}"),
+            Outcome::Killed(signal) => format!("nsinit was killed by SIG{}", signal_name(*signal)),
+            Outcome::TimedOut(after) => format!("nsinit timed out after {}s", after.as_secs()),
+            Outcome::NotRun(why) => format!("case not run: {why}"),
+        };
+        if let Some(missed) = &self.action_missed {
+            text += &format!(" ({missed})");
+        }
+        if let Some(note) = &self.output_note {
+            text += &format!(" ({note})");
+        }
+        let stderr = self.stderr.trim();
+        if !stderr.is_empty() {
+            text += &format!("; stderr: {stderr}");
+        }
+        text
+    }
+}
+
+/// The driver's scratch space: the template rootfs and one directory per case.
+pub struct Workspace {
+    pub root: PathBuf,
+    pub template: PathBuf,
+    /// Whether the driver created `root` and removes it at the end.
+    owns_root: bool,
+    /// Mounts found under case directories after their run, detached by the driver.
+    pub leftover_mounts: Vec<String>,
+}
+
+impl Workspace {
+    /// Use `dir`, or a fresh directory under the system's temp dir.
+    pub fn create(dir: Option<&Path>) -> io::Result<Workspace> {
+        let (root, owns_root) = match dir {
+            Some(dir) => (dir.to_path_buf(), !dir.exists()),
+            None => (
+                std::env::temp_dir().join(format!("nsinit-conformance.{}", std::process::id())),
+                true,
+            ),
+        };
+        fs::create_dir_all(&root)?;
+        // nsinit keys containers by directory; keep the path free of symlinks.
+        let root = root.canonicalize()?;
+        let template = root.join("template");
+        if template.exists() {
+            fs::remove_dir_all(&template)?;
+        }
+        Ok(Workspace {
+            root,
+            template,
+            owns_root,
+            leftover_mounts: Vec::new(),
+        })
+    }
+
+    /// A fresh copy of the template for `case`, with its `container.json`, marker and files.
+    pub fn case_dir(&self, index: usize, case: &Case) -> io::Result<PathBuf> {
+        let dir = self.root.join(format!("{index:03}-{}", case.name));
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fixtures::copy_rootfs(&self.template, &dir)?;
+        match &case.config {
+            ConfigFile::Fixture(name) => {
+                let text = fixtures::config(name).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, format!("no fixture {name}"))
+                })?;
+                fs::write(dir.join("container.json"), text)?;
+            }
+            ConfigFile::Derived(text) => fs::write(dir.join("container.json"), text)?,
+            ConfigFile::Absent => {}
+        }
+        fs::write(dir.join(CASE_MARKER), format!("{}\n", case.name))?;
+        for file in &case.files {
+            let path = dir.join(file.path.trim_start_matches('/'));
+            fs::write(&path, file.content)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(file.mode))?;
+        }
+        Ok(dir)
+    }
+
+    /// Remove a case directory, first detaching anything still mounted under it, so the
+    /// removal never walks into a mounted filesystem.
+    pub fn remove_case_dir(&mut self, dir: &Path) -> io::Result<()> {
+        let mut stale = mounts_under(dir)?;
+        // Deepest first, so that each detach finds its mount point still reachable.
+        stale.sort_by_key(|point| std::cmp::Reverse(point.len()));
+        for point in stale {
+            detach(Path::new(&point))?;
+            self.leftover_mounts.push(point);
+        }
+        fs::remove_dir_all(dir)
+    }
+
+    /// Remove the template, and the workspace itself if the driver created it.
+    pub fn remove(&mut self) -> io::Result<()> {
+        if self.template.exists() {
+            self.remove_case_dir(&self.template.clone())?;
+        }
+        if self.owns_root {
+            fs::remove_dir_all(&self.root)?;
+        }
+        Ok(())
+    }
+}
+
+/// Mount points at or under `dir` in the driver's own mount namespace.
+fn mounts_under(dir: &Path) -> io::Result<Vec<String>> {
+    let text = fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(Mount::parse_mountinfo(&text)
+        .into_iter()
+        .map(|mount| mount.mount_point)
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect())
+}
+
+fn detach(target: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = std::ffi::CString::new(target.as_os_str().as_bytes())?;
+    // SAFETY: `target` is NUL-terminated and outlives the call.
+    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Run `nsinit exec -- COMMAND...` in `dir`, perform the case's action while it runs, and
+/// collect what it printed. Never takes longer than `timeout` plus a short grace.
+pub fn run_nsinit(nsinit: &Path, dir: &Path, case: &Case, timeout: Duration) -> Run {
+    let mut command = Command::new(nsinit);
+    command
+        .arg("exec")
+        .arg("--")
+        .args(&case.command)
+        .current_dir(dir)
+        .stdin(if case.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut run = Run {
+        outcome: Outcome::NotRun(String::new()),
+        stdout: String::new(),
+        stderr: String::new(),
+        dir: dir.to_path_buf(),
+        action_missed: None,
+        output_note: None,
+    };
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            run.outcome = Outcome::NotRun(format!("cannot start {}: {e}", nsinit.display()));
+            return run;
+        }
+    };
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    if let (Some(bytes), Some(mut stdin)) = (case.stdin, child.stdin.take()) {
+        // nsinit may exit without reading; its status tells the story then.
+        let _ = stdin.write_all(bytes);
+        // Dropping `stdin` closes it: the command sees end-of-file.
+    }
+
+    let (outcome, action_done) = supervise(&mut child, case.action, timeout);
+    run.outcome = outcome;
+    if let (Some(action), false) = (case.action, action_done) {
+        run.action_missed = Some(format!(
+            "{} never happened: {}",
+            action.describe(),
+            action.waits_for()
+        ));
+    }
+    let grace = Instant::now() + OUTPUT_GRACE;
+    let (stdout, stdout_closed) = collect(stdout, grace);
+    let (stderr, stderr_closed) = collect(stderr, grace);
+    (run.stdout, run.stderr) = (stdout, stderr);
+    let still_open: Vec<&str> = [("stdout", stdout_closed), ("stderr", stderr_closed)]
+        .into_iter()
+        .filter(|(_, closed)| !closed)
+        .map(|(name, _)| name)
+        .collect();
+    if !still_open.is_empty() {
+        run.output_note = Some(format!(
+            "{} still open {}s after nsinit exited: a process outlived it",
+            still_open.join(" and "),
+            OUTPUT_GRACE.as_secs()
+        ));
+    }
+    run
+}
+
+/// Wait for nsinit with a hard deadline, performing `action` once its condition holds.
+/// Returns how nsinit ended and whether the action was performed.
+fn supervise(child: &mut Child, action: Option<Action>, timeout: Duration) -> (Outcome, bool) {
+    let nsinit = child.id() as i32;
+    let deadline = Instant::now() + timeout;
+    let mut pending = action;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return (status.into(), pending.is_none()),
+            Ok(None) => {}
+            Err(e) => return (Outcome::NotRun(format!("wait for nsinit: {e}")), false),
+        }
+        if Instant::now() >= deadline {
+            kill_tree(nsinit);
+            let _ = child.wait();
+            return (Outcome::TimedOut(timeout), pending.is_none());
+        }
+        if let Some(action) = pending {
+            if action.perform(nsinit) {
+                pending = None;
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+impl Action {
+    /// Perform the action if the container is ready for it; returns whether it was done.
+    fn perform(self, nsinit: i32) -> bool {
+        match self {
+            Action::SignalNsinit(signal) => {
+                let ready = descendants(nsinit)
+                    .into_iter()
+                    .any(|pid| is_probe(pid) && catches(pid, signal));
+                ready && send_signal(nsinit, signal)
+            }
+            Action::KillProbe => descendants(nsinit)
+                .into_iter()
+                .find(|&pid| is_probe(pid))
+                .is_some_and(|pid| send_signal(pid, libc::SIGKILL)),
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Action::SignalNsinit(signal) => format!("SIG{} to nsinit", signal_name(signal)),
+            Action::KillProbe => "SIGKILL to the container's PID 1".to_string(),
+        }
+    }
+
+    fn waits_for(self) -> &'static str {
+        match self {
+            Action::SignalNsinit(_) => "the probe never had its signal handlers installed",
+            Action::KillProbe => "the probe never ran",
+        }
+    }
+}
+
+/// What a pipe delivered so far, and whether it reached end-of-file.
+struct PipeReader {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> PipeReader {
+    let bytes = Arc::new(Mutex::new(Vec::new()));
+    let (sender, done) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        let sink = Arc::clone(&bytes);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                sink.lock()
+                    .expect("reader holds no lock while panicking")
+                    .extend_from_slice(&chunk[..n]);
+            }
+            let _ = sender.send(());
+        });
+    } else {
+        let _ = sender.send(());
+    }
+    PipeReader { bytes, done }
+}
+
+/// Everything the pipe delivered, and whether it reached end-of-file before `deadline`.
+fn collect(reader: PipeReader, deadline: Instant) -> (String, bool) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let closed = reader.done.recv_timeout(left).is_ok();
+    let bytes = reader
+        .bytes
+        .lock()
+        .expect("reader holds no lock while panicking");
+    (String::from_utf8_lossy(&bytes).into_owned(), closed)
+}
+
+/// Whether `pid` runs the probe (its command name after exec).
+fn is_probe(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "probe")
+}
+
+/// Whether `pid` has a handler installed for `signal` (`SigCgt` in its status).
+fn catches(pid: i32, signal: i32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+fn send_signal(pid: i32, signal: i32) -> bool {
+    // SAFETY: kill takes only integers; `pid` is a process the driver started or one under it.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+/// Every process below `root`, found through the parent pids in `/proc/*/stat`.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+            let after_comm = &stat[stat.rfind(')')? + 1..];
+            let ppid = after_comm.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![];
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// SIGKILL `root` and everything below it; the tree is read before anything dies, so
+/// reparented orphans are not lost.
+fn kill_tree(root: i32) {
+    for pid in descendants(root).into_iter().rev() {
+        send_signal(pid, libc::SIGKILL);
+    }
+    send_signal(root, libc::SIGKILL);
+}

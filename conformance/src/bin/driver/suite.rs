@@ -1,0 +1,741 @@
+//! The suite as data: each case is one `nsinit exec` with a fixture config, a command, maybe
+//! stdin, files or an action on the running container, and the named checks on what came out.
+//!
+//! A feature gets its checks here when it lands, as one more group function called from
+//! [`cases`]; a check for a feature that has not landed is not in the list at all.
+
+use conformance::facts::{DevNode, Facts, Mount, SignalReport, TryResult, WAIT_SIGNAL_EXIT_BASE};
+use conformance::names::{signal_name, NAMESPACES};
+
+use crate::check::{expect_eq, expect_exit, expect_stdout, mismatch, Check, Verdict};
+use crate::expect::{Demands, Host};
+use crate::harness::CASE_MARKER;
+
+/// The seed sample without the parts whose features have not landed (network, cgroups).
+const SEED: &str = "seed-no-net-cgroups";
+
+/// Where a case's `container.json` comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigFile {
+    Fixture(&'static str),
+    /// Text the driver derived from a fixture.
+    Derived(String),
+    /// The case directory has no `container.json`.
+    Absent,
+}
+
+/// Something the driver does to the container while nsinit runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    /// Once the probe has a handler for this signal, send the signal to nsinit.
+    SignalNsinit(i32),
+    /// Once the probe runs, SIGKILL it from outside (the container's PID 1).
+    KillProbe,
+}
+
+/// A file a case adds to its rootfs.
+pub struct CaseFile {
+    pub path: &'static str,
+    pub content: &'static str,
+    pub mode: u32,
+}
+
+pub struct Case {
+    /// Names the case directory; check names carry their own prefixes.
+    pub name: String,
+    pub config: ConfigFile,
+    /// What follows `nsinit exec --`.
+    pub command: Vec<String>,
+    pub stdin: Option<&'static [u8]>,
+    pub files: Vec<CaseFile>,
+    pub action: Option<Action>,
+    pub checks: Vec<Check>,
+}
+
+impl Case {
+    fn new(name: impl Into<String>, config: ConfigFile, command: &[&str]) -> Case {
+        Case {
+            name: name.into(),
+            config,
+            command: command.iter().map(|arg| arg.to_string()).collect(),
+            stdin: None,
+            files: Vec::new(),
+            action: None,
+            checks: Vec::new(),
+        }
+    }
+
+    /// A case running the probe under a fixture config.
+    fn probe(name: impl Into<String>, fixture: &'static str, args: &[&str]) -> Case {
+        let command: Vec<&str> = std::iter::once("/probe")
+            .chain(args.iter().copied())
+            .collect();
+        Case::new(name, ConfigFile::Fixture(fixture), &command)
+    }
+
+    fn stdin(mut self, bytes: &'static [u8]) -> Case {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    fn file(mut self, path: &'static str, content: &'static str, mode: u32) -> Case {
+        self.files.push(CaseFile {
+            path,
+            content,
+            mode,
+        });
+        self
+    }
+
+    fn action(mut self, action: Action) -> Case {
+        self.action = Some(action);
+        self
+    }
+
+    fn checks(mut self, checks: impl IntoIterator<Item = Check>) -> Case {
+        self.checks.extend(checks);
+        self
+    }
+}
+
+/// Every case, in the order they run.
+pub fn cases(host: &Host) -> Vec<Case> {
+    let mut cases = vec![seed_facts(host)];
+    cases.extend(capabilities_felt());
+    cases.push(all_capabilities_kept(host));
+    cases.push(minimal(host));
+    cases.push(without_pid_namespace(host));
+    cases.extend(exit_statuses());
+    cases.extend(signal_forwarding());
+    cases.extend(pipes());
+    cases.extend(refusals());
+    cases.extend(bad_configs(host));
+    cases
+}
+
+/// One run of the seed sample, and everything the probe saw in it.
+fn seed_facts(host: &Host) -> Case {
+    let demands = Demands::of(SEED);
+    let hostname = demands.hostname.clone();
+    let environment = demands.environment.clone();
+    let mut checks = vec![
+        Check::exit("seed/exit-status", 0),
+        Check::on_facts("seed/hostname", move |f| {
+            expect_eq(hostname.as_deref(), Some(f.hostname.as_str()))
+        }),
+        Check::on_facts("seed/env-exact", move |f| {
+            expect_eq(&environment, &f.environment)
+        }),
+        Check::on_facts("seed/pid-1", |f| expect_eq(1, f.pid)),
+        Check::on_facts("seed/ppid-0", |f| expect_eq(0, f.ppid)),
+        Check::on_facts("seed/uid-0", |f| expect_eq(0, f.uid)),
+        Check::on_facts("seed/gid-0", |f| expect_eq(0, f.gid)),
+        Check::on_facts("seed/cwd", |f| expect_eq("/", &f.cwd)),
+    ];
+    checks.extend(namespace_checks("seed", &demands, host));
+    checks.extend(dropped_capability_checks("seed", &demands));
+    checks.extend(kept_capability_checks("seed", &demands, host));
+    checks.extend(rootfs_checks("seed", &demands, host));
+    checks.extend(dev_checks("seed"));
+    checks.push(Check::on_facts("seed/fds-only-stdio", |f| {
+        let numbers: Vec<i32> = f.fds.iter().map(|fd| fd.fd).collect();
+        if numbers == [0, 1, 2] {
+            return Ok(());
+        }
+        let open: Vec<String> = f
+            .fds
+            .iter()
+            .map(|fd| format!("{} -> {}", fd.fd, fd.target))
+            .collect();
+        Err(mismatch("fds 0, 1, 2", open.join(", ")))
+    }));
+    Case::probe("seed", SEED, &["facts"]).checks(checks)
+}
+
+/// Each listed namespace is new (differs from the driver's); each unlisted one is shared.
+fn namespace_checks(prefix: &str, demands: &Demands, host: &Host) -> Vec<Check> {
+    NAMESPACES
+        .iter()
+        .map(|&(name, flag)| {
+            let hosts = host.namespaces.get(name).cloned().unwrap_or_default();
+            if demands.has_namespace(flag) {
+                Check::on_facts(format!("{prefix}/ns-new/{name}"), move |f| {
+                    let saw = f.namespaces.get(name).map_or("nothing", String::as_str);
+                    if saw == hosts || !saw.starts_with(name) {
+                        Err(mismatch(
+                            format!("a new {name} namespace, not {hosts}"),
+                            saw,
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                })
+            } else {
+                Check::on_facts(format!("{prefix}/ns-shared/{name}"), move |f| {
+                    expect_eq(Some(&hosts), f.namespaces.get(name))
+                })
+            }
+        })
+        .collect()
+}
+
+/// Every dropped capability is absent from each of the five sets.
+fn dropped_capability_checks(prefix: &str, demands: &Demands) -> Vec<Check> {
+    [
+        "bounding",
+        "permitted",
+        "effective",
+        "inheritable",
+        "ambient",
+    ]
+    .into_iter()
+    .map(|set| {
+        let dropped = demands.dropped.clone();
+        Check::on_facts(format!("{prefix}/caps-dropped/{set}"), move |f| {
+            let (_, caps) = f
+                .capabilities
+                .by_name()
+                .into_iter()
+                .find(|(n, _)| *n == set)
+                .expect("five sets");
+            let still: Vec<&str> = dropped
+                .iter()
+                .filter(|c| caps.contains(c))
+                .map(String::as_str)
+                .collect();
+            if still.is_empty() {
+                Ok(())
+            } else {
+                Err(mismatch(
+                    format!(
+                        "none of the {} dropped capabilities in {set}",
+                        dropped.len()
+                    ),
+                    format!("{} still there ({})", still.join(" "), caps.hex),
+                ))
+            }
+        })
+    })
+    .collect()
+}
+
+/// Every capability the config does not drop stays in the bounding, permitted and effective
+/// sets, as far as the driver itself has it.
+fn kept_capability_checks(prefix: &str, demands: &Demands, host: &Host) -> Vec<Check> {
+    let host_sets = [
+        ("bounding", &host.capabilities.bounding),
+        ("permitted", &host.capabilities.permitted),
+        ("effective", &host.capabilities.effective),
+    ];
+    host_sets
+        .into_iter()
+        .map(|(set, hosts)| {
+            let kept: Vec<String> = hosts
+                .names
+                .iter()
+                .filter(|c| !demands.drops(c))
+                .cloned()
+                .collect();
+            Check::on_facts(format!("{prefix}/caps-kept/{set}"), move |f| {
+                let (_, caps) = f
+                    .capabilities
+                    .by_name()
+                    .into_iter()
+                    .find(|(n, _)| *n == set)
+                    .expect("five sets");
+                let lost: Vec<&str> = kept
+                    .iter()
+                    .filter(|c| !caps.contains(c))
+                    .map(String::as_str)
+                    .collect();
+                if lost.is_empty() {
+                    Ok(())
+                } else {
+                    Err(mismatch(
+                        format!("all {} kept capabilities in {set}", kept.len()),
+                        format!("{} missing ({})", lost.join(" "), caps.hex),
+                    ))
+                }
+            })
+        })
+        .collect()
+}
+
+/// The case directory is the root, with the kernel filesystems on it and nothing of the host.
+fn rootfs_checks(prefix: &str, demands: &Demands, host: &Host) -> Vec<Check> {
+    let mut checks = vec![
+        Check::on_facts(format!("{prefix}/rootfs/case-dir-is-root"), |f| {
+            let wanted = [CASE_MARKER, "container.json", "probe"];
+            let missing: Vec<&str> = wanted
+                .into_iter()
+                .filter(|w| !f.root_entries.iter().any(|e| e == w))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(mismatch(
+                    format!("{wanted:?} in /"),
+                    format!("{:?} in /", f.root_entries),
+                ))
+            }
+        }),
+        Check::on_run_and_facts(format!("{prefix}/mounts/root-is-case-dir"), |run, f| {
+            let Some(root) = f.mounts.iter().rfind(|m| m.mount_point == "/") else {
+                return Err(mismatch("a mount at /", "none"));
+            };
+            // The mount's root is the case directory's path inside its own filesystem.
+            if run.dir.ends_with(root.root.trim_start_matches('/')) && root.root != "/" {
+                Ok(())
+            } else {
+                Err(mismatch(
+                    format!("{} mounted at /", run.dir.display()),
+                    format!("{} of {} ({})", root.root, root.device, root.fstype),
+                ))
+            }
+        }),
+        mount_check(format!("{prefix}/mounts/proc"), "/proc", "proc", None),
+        mount_check(
+            format!("{prefix}/mounts/sys-readonly"),
+            "/sys",
+            "sysfs",
+            Some(("ro", |m| m.has_option("ro"))),
+        ),
+        mount_check(format!("{prefix}/mounts/dev-tmpfs"), "/dev", "tmpfs", None),
+        mount_check(
+            format!("{prefix}/mounts/dev-pts"),
+            "/dev/pts",
+            "devpts",
+            Some(("ptmxmode=666", |m| m.has_super_option("ptmxmode=666"))),
+        ),
+        mount_check(
+            format!("{prefix}/mounts/dev-shm"),
+            "/dev/shm",
+            "tmpfs",
+            None,
+        ),
+    ];
+    if demands.has_namespace("NEWIPC") {
+        checks.push(mount_check(
+            format!("{prefix}/mounts/dev-mqueue"),
+            "/dev/mqueue",
+            "mqueue",
+            None,
+        ));
+    }
+    let host_root = host.root_mount.clone();
+    checks.push(Check::on_facts(
+        format!("{prefix}/mounts/no-host-root"),
+        move |f| {
+            let Some(host_root) = &host_root else {
+                return Ok(());
+            };
+            let leaked: Vec<&Mount> = f
+                .mounts
+                .iter()
+                .filter(|m| m.device == host_root.device && m.root == "/")
+                .collect();
+            match leaked.first() {
+                None => Ok(()),
+                Some(m) => Err(mismatch(
+                    format!(
+                        "no mount of the host's root ({} {})",
+                        host_root.device, host_root.fstype
+                    ),
+                    format!("it at {}", m.mount_point),
+                )),
+            }
+        },
+    ));
+    checks.push(Check::on_facts(
+        format!("{prefix}/mounts/old-root-detached"),
+        |f| {
+            let kernel_dirs = ["/proc", "/sys", "/dev"];
+            let stray: Vec<&str> = f
+                .mounts
+                .iter()
+                .map(|m| m.mount_point.as_str())
+                .filter(|point| {
+                    *point != "/"
+                        && !kernel_dirs
+                            .iter()
+                            .any(|dir| std::path::Path::new(point).starts_with(dir))
+                })
+                .collect();
+            if stray.is_empty() {
+                Ok(())
+            } else {
+                Err(mismatch(
+                    "mounts only at / and under /proc /sys /dev",
+                    format!("{stray:?}"),
+                ))
+            }
+        },
+    ));
+    checks
+}
+
+/// A property a mount must have: its description and its test.
+type MountProperty = (&'static str, fn(&Mount) -> bool);
+
+/// The topmost mount at `point` has `fstype` and, if given, a property (described, tested).
+fn mount_check(
+    name: String,
+    point: &'static str,
+    fstype: &'static str,
+    property: Option<MountProperty>,
+) -> Check {
+    Check::on_facts(name, move |f| {
+        let Some(mount) = f.mounts.iter().rfind(|m| m.mount_point == point) else {
+            return Err(mismatch(
+                format!("{fstype} on {point}"),
+                "nothing mounted there",
+            ));
+        };
+        let has_property = property.is_none_or(|(_, test)| test(mount));
+        if mount.fstype == fstype && has_property {
+            return Ok(());
+        }
+        let wanted = match property {
+            Some((what, _)) => format!("{fstype} ({what}) on {point}"),
+            None => format!("{fstype} on {point}"),
+        };
+        Err(mismatch(
+            wanted,
+            format!(
+                "{} {} ({})",
+                mount.fstype, mount.options, mount.super_options
+            ),
+        ))
+    })
+}
+
+/// The device nodes and symlinks of `/dev`.
+fn dev_checks(prefix: &str) -> Vec<Check> {
+    let nodes = [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ];
+    let links = [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx|/dev/pts/ptmx"),
+    ];
+    let describe = |node: &DevNode| match &node.target {
+        Some(target) => format!("{} -> {target}", node.kind),
+        None => format!("{} {}:{}", node.kind, node.major, node.minor),
+    };
+    let node_checks = nodes.into_iter().map(move |(name, major, minor)| {
+        Check::on_facts(format!("{prefix}/dev/{name}"), move |f| {
+            let node = device(f, name);
+            if (node.kind.as_str(), node.major, node.minor) == ("char", major, minor) {
+                Ok(())
+            } else {
+                Err(mismatch(format!("char {major}:{minor}"), describe(&node)))
+            }
+        })
+    });
+    let link_checks = links.into_iter().map(move |(name, targets)| {
+        Check::on_facts(format!("{prefix}/dev/{name}-link"), move |f| {
+            let node = device(f, name);
+            let points_right = node
+                .target
+                .as_deref()
+                .is_some_and(|t| targets.split('|').any(|want| want == t));
+            if node.kind == "symlink" && points_right {
+                Ok(())
+            } else {
+                Err(mismatch(format!("symlink -> {targets}"), describe(&node)))
+            }
+        })
+    });
+    node_checks.chain(link_checks).collect()
+}
+
+fn device(facts: &Facts, name: &str) -> DevNode {
+    facts.devices.get(name).cloned().unwrap_or_default()
+}
+
+/// Dropped capabilities are felt: the operations they guard fail; kept ones still work.
+fn capabilities_felt() -> Vec<Case> {
+    let denied = [
+        ("mount", "SYS_ADMIN"),
+        ("mknod", "MKNOD"),
+        ("sethostname", "SYS_ADMIN"),
+    ];
+    let mut cases: Vec<Case> = denied
+        .into_iter()
+        .map(|(op, capability)| {
+            Case::probe(format!("seed-try-{op}"), SEED, &["try", op]).checks([Check::on_output(
+                format!("seed/denied/{op}"),
+                move |r: &TryResult| match (r.ok, r.error.as_deref()) {
+                    (false, Some("EPERM")) => Ok(()),
+                    (true, _) => Err(mismatch(
+                        format!("EPERM without CAP_{capability}"),
+                        "it worked",
+                    )),
+                    (false, error) => Err(mismatch("EPERM", error.unwrap_or("no errno"))),
+                },
+            )])
+        })
+        .collect();
+    cases.push(
+        Case::probe("seed-try-nice", SEED, &["try", "nice"]).checks([Check::on_output(
+            "seed/denied/nice",
+            |r: &TryResult| {
+                if r.ok {
+                    Err(mismatch(
+                        "raising priority denied without CAP_SYS_NICE",
+                        "it worked",
+                    ))
+                } else {
+                    Ok(())
+                }
+            },
+        )]),
+    );
+    cases.push(
+        Case::probe("seed-try-chroot", SEED, &["try", "chroot"])
+            .checks([Check::on_output("seed/allowed/chroot", |r: &TryResult| {
+                expect_ok("chroot with CAP_SYS_CHROOT kept", r)
+            })]),
+    );
+    cases.push(
+        Case::probe(
+            "keep-sys-admin-sethostname",
+            "keep-sys-admin",
+            &["try", "sethostname"],
+        )
+        .checks([Check::on_output(
+            "keep-sys-admin/sethostname-allowed",
+            |r: &TryResult| {
+                expect_ok(
+                    "sethostname in the new UTS namespace with SYS_ADMIN kept",
+                    r,
+                )
+            },
+        )]),
+    );
+    cases
+}
+
+fn expect_ok(what: &str, result: &TryResult) -> Verdict {
+    if result.ok {
+        Ok(())
+    } else {
+        Err(mismatch(
+            what,
+            result.error.as_deref().unwrap_or("failure without errno"),
+        ))
+    }
+}
+
+/// With nothing dropped, the container keeps every capability the driver has.
+fn all_capabilities_kept(host: &Host) -> Case {
+    let demands = Demands::of("all-caps-kept");
+    Case::probe("all-caps-kept", "all-caps-kept", &["facts"]).checks(kept_capability_checks(
+        "all-caps-kept",
+        &demands,
+        host,
+    ))
+}
+
+/// Only a mount namespace: everything else is the host's.
+fn minimal(host: &Host) -> Case {
+    let demands = Demands::of("minimal");
+    let hostname = host.hostname.clone();
+    let mut checks = namespace_checks("minimal", &demands, host);
+    checks.push(Check::on_facts("minimal/hostname-shared", move |f| {
+        expect_eq(&hostname, &f.hostname)
+    }));
+    checks.push(Check::on_facts("minimal/env-empty", |f| {
+        expect_eq(&Vec::<String>::new(), &f.environment)
+    }));
+    checks.push(Check::on_facts(
+        "minimal/mounts/no-mqueue-without-newipc",
+        |f| match f.mounts.iter().find(|m| m.fstype == "mqueue") {
+            None => Ok(()),
+            Some(m) => Err(mismatch(
+                "no mqueue mount (the IPC namespace is the host's)",
+                format!("mqueue on {}", m.mount_point),
+            )),
+        },
+    ));
+    Case::probe("minimal", "minimal", &["facts"]).checks(checks)
+}
+
+/// The seed without NEWPID: the pid namespace is the host's, so the probe is not PID 1.
+fn without_pid_namespace(host: &Host) -> Case {
+    let demands = Demands::of("no-pid");
+    let mut checks = namespace_checks("no-pid", &demands, host);
+    checks.push(Check::on_facts("no-pid/pid-not-1", |f| match f.pid {
+        1 => Err(mismatch("a host pid", 1)),
+        _ => Ok(()),
+    }));
+    Case::probe("no-pid", "no-pid", &["facts"]).checks(checks)
+}
+
+/// nsinit's exit status: the command's own, 126, 127, 128+N.
+fn exit_statuses() -> Vec<Case> {
+    let not_executable = "#!/bin/sh\nexit 0\n";
+    vec![
+        Case::probe("exit-0", SEED, &["exit", "0"]).checks([
+            Check::exit("exit/status-0", 0),
+            Check::new("exit/silent-on-success", |run| {
+                expect_eq("", run.stdout.as_str())?;
+                expect_eq("", run.stderr.as_str())
+            }),
+        ]),
+        Case::probe("exit-7", SEED, &["exit", "7"]).checks([Check::exit("exit/status-7", 7)]),
+        Case::probe("exit-segv", SEED, &["segv"])
+            .checks([Check::exit("exit/segv-139", 128 + libc::SIGSEGV)]),
+        Case::new(
+            "exit-not-found",
+            ConfigFile::Fixture(SEED),
+            &["/no-such-command"],
+        )
+        .checks([
+            Check::exit("exit/not-found-127", 127),
+            Check::exit_saying("exit/not-found-names-command", 127, &["no-such-command"]),
+        ]),
+        Case::new(
+            "exit-not-in-path",
+            ConfigFile::Fixture(SEED),
+            &["no-such-command"],
+        )
+        .checks([Check::exit("exit/not-in-path-127", 127)]),
+        Case::new(
+            "exit-not-executable",
+            ConfigFile::Fixture(SEED),
+            &["/not-executable"],
+        )
+        .file("/not-executable", not_executable, 0o644)
+        .checks([Check::exit("exit/not-executable-126", 126)]),
+        Case::probe("exit-sigkill", SEED, &["sleep", "600"])
+            .action(Action::KillProbe)
+            .checks([Check::exit("exit/sigkill-pid1-137", 128 + libc::SIGKILL)]),
+    ]
+}
+
+/// Signals sent to nsinit reach the container's PID 1, which has handlers for them.
+fn signal_forwarding() -> Vec<Case> {
+    [libc::SIGTERM, libc::SIGUSR1, libc::SIGHUP]
+        .into_iter()
+        .map(|signal| {
+            let name = signal_name(signal);
+            let lower = name.to_lowercase();
+            Case::probe(format!("signal-{lower}"), SEED, &["wait-signal"])
+                .action(Action::SignalNsinit(signal))
+                .checks([
+                    Check::on_output(
+                        format!("signal/{lower}/reaches-pid1"),
+                        move |r: &SignalReport| expect_eq(name.as_str(), r.signal.as_str()),
+                    ),
+                    Check::exit(
+                        format!("signal/{lower}/exit-{}", WAIT_SIGNAL_EXIT_BASE + signal),
+                        WAIT_SIGNAL_EXIT_BASE + signal,
+                    ),
+                ])
+        })
+        .collect()
+}
+
+/// Plain stdio passes through without a terminal.
+fn pipes() -> Vec<Case> {
+    vec![
+        Case::new("pipe-cat", ConfigFile::Fixture(SEED), &["/bin/cat"])
+            .stdin(b"hi\n")
+            .checks([Check::new("pipe/stdin-to-cat", |run| {
+                expect_exit(run, 0)?;
+                expect_stdout(run, "hi\n")
+            })]),
+        Case::new(
+            "pipe-stderr",
+            ConfigFile::Fixture(SEED),
+            &["/bin/sh", "-c", "echo out; echo err >&2"],
+        )
+        .checks([Check::new("pipe/stdout-and-stderr-apart", |run| {
+            expect_exit(run, 0)?;
+            expect_eq(
+                ("out\n", "err\n"),
+                (run.stdout.as_str(), run.stderr.as_str()),
+            )
+        })]),
+    ]
+}
+
+/// Configs nsinit refuses at run time though they are well formed, and a missing config.
+fn refusals() -> Vec<Case> {
+    vec![
+        Case::probe("refuse-no-newns", "no-newns", &["facts"]).checks([
+            Check::exit("refuse/no-newns-125", 125),
+            Check::exit_saying(
+                "refuse/no-newns-names-mount-namespace",
+                125,
+                &["mount namespace|NEWNS"],
+            ),
+        ]),
+        Case::probe("refuse-newuser", "newuser", &["facts"]).checks([
+            Check::exit("refuse/newuser-125", 125),
+            Check::exit_saying(
+                "refuse/newuser-not-supported",
+                125,
+                &["NEWUSER", "not supported"],
+            ),
+        ]),
+        Case::new("refuse-no-config", ConfigFile::Absent, &["/probe", "facts"]).checks([
+            Check::exit("refuse/no-container-json-125", 125),
+            Check::exit_saying(
+                "refuse/no-container-json-names-file",
+                125,
+                &["container.json"],
+            ),
+        ]),
+    ]
+}
+
+/// Every bad-input case of the config rules: exit 125 and a message naming field and value.
+fn bad_configs(host: &Host) -> Vec<Case> {
+    fixtures::BAD_CASES
+        .iter()
+        .map(|bad| {
+            let short = bad.name.trim_start_matches("bad-");
+            let config = harmless_on_the_host(bad.name, host);
+            Case::new(bad.name, config, &["/probe", "facts"]).checks([Check::new(
+                format!("bad-config/{short}"),
+                move |run| {
+                    expect_exit(run, 125)
+                        .map_err(|m| mismatch(format!("{} for {}", m.expected, bad.what), m.saw))?;
+                    match bad.missing_from(&run.stderr) {
+                        None => Ok(()),
+                        Some(missing) => Err(mismatch(
+                            format!("stderr mentioning {missing:?} ({})", bad.what),
+                            run.summary(),
+                        )),
+                    }
+                },
+            )])
+        })
+        .collect()
+}
+
+/// A bad config that a runtime failing to reject it would apply to the host: a hostname
+/// without `NEWUTS` renames the host. Such a case gets the host's own hostname, which keeps it
+/// just as wrong but changes nothing if it runs.
+fn harmless_on_the_host(fixture: &'static str, host: &Host) -> ConfigFile {
+    let text = fixtures::config(fixture).unwrap_or_default();
+    let Ok(mut json) = serde_json::from_str::<serde_json::Value>(text) else {
+        return ConfigFile::Fixture(fixture);
+    };
+    let demands = Demands::of(fixture);
+    if demands.hostname.is_none() || demands.has_namespace("NEWUTS") {
+        return ConfigFile::Fixture(fixture);
+    }
+    json["hostname"] = serde_json::Value::String(host.hostname.clone());
+    ConfigFile::Derived(serde_json::to_string_pretty(&json).expect("JSON values serialize"))
+}
