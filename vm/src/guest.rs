@@ -1,15 +1,14 @@
-//! What runs inside the VM: the two-stage init scripts, the kernel command line that selects
-//! the cgroup hierarchy, the suite command, and the status codes sent back through
-//! `isa-debug-exit`.
+//! The contract between the host and the guest init (`src/bin/guest-init/`): the kernel
+//! command-line switch that selects the cgroup hierarchy, where the suite command lies, and the
+//! status codes sent back through `isa-debug-exit`; plus the guest's pure parsing helpers.
 
 use std::fmt;
 
-/// Stage 1, PID 1 on the initramfs: copies everything onto a tmpfs and `switch_root`s into it.
-pub const INIT: &str = include_str!("../guest/init");
-/// Stage 2, PID 1 on the tmpfs: mounts, modules, cgroups, runs the suite, reports.
-pub const INIT2: &str = include_str!("../guest/init2");
-/// Where stage 2 finds the command to run (written into the per-run archive).
+/// Where the init finds the shell command to run (relative to `/`).
 pub const COMMAND_PATH: &str = "etc/nsinit-vm/command";
+/// The kernel command-line word that selects the cgroup hierarchy (`nsinit.cgroup=v1`). The
+/// dot keeps the kernel from passing it to init as an argument; the init reads `/proc/cmdline`.
+pub const CGROUP_SWITCH: &str = "nsinit.cgroup=";
 
 /// The I/O port of QEMU's `isa-debug-exit` device (`-device isa-debug-exit,iobase=0xf4`).
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -45,10 +44,32 @@ impl fmt::Display for CgroupMode {
     }
 }
 
-/// The kernel command line for one boot: serial console, quiet, no reboot on panic (QEMU's
-/// `-no-reboot` then ends the run), and the cgroup switch the init reads from `/proc/cmdline`.
+/// The guest's part of the kernel command line: serial console, quiet, no reboot on panic
+/// (QEMU's `-no-reboot` then ends the run), no crypto self-tests (slow under TCG), and the
+/// cgroup switch.
 pub fn kernel_command_line(cgroup: CgroupMode) -> String {
-    format!("console=ttyS0 quiet panic=-1 reboot=t nsinit.cgroup={cgroup}")
+    format!("console=ttyS0 quiet panic=-1 reboot=t cryptomgr.notests=1 {CGROUP_SWITCH}{cgroup}")
+}
+
+/// The cgroup switch in the text of `/proc/cmdline`, if present and valid (the last one wins).
+pub fn cgroup_switch(cmdline: &str) -> Option<CgroupMode> {
+    let value = cmdline
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix(CGROUP_SWITCH))
+        .next_back()?;
+    CgroupMode::parse(value)
+}
+
+/// The enabled controllers in the text of `/proc/cgroups`, each to be its own v1 hierarchy.
+pub fn v1_controllers(table: &str) -> Vec<&str> {
+    table
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() == 4 && fields[3] == "1").then_some(fields[0])
+        })
+        .collect()
 }
 
 /// What the guest reports through `isa-debug-exit`; QEMU then exits with `(value << 1) | 1`.
@@ -69,7 +90,6 @@ impl GuestStatus {
         GuestStatus::InitError,
     ];
 
-    /// The name the init scripts pass to `guest-exit`.
     pub fn name(self) -> &'static str {
         match self {
             GuestStatus::Passed => "passed",
@@ -160,15 +180,21 @@ mod tests {
     }
 
     #[test]
-    fn init_scripts_use_the_status_names() {
-        for status in GuestStatus::ALL {
-            assert!(
-                INIT2.contains(&format!("guest-exit {}", status.name())),
-                "{}",
-                status.name()
-            );
-        }
-        assert!(INIT.contains("switch_root /newroot /init2"));
-        assert!(INIT2.contains(&format!("/{COMMAND_PATH}")));
+    fn the_init_reads_the_switch_from_proc_cmdline() {
+        let cmdline = format!("{} quiet\n", kernel_command_line(CgroupMode::V1));
+        assert_eq!(cgroup_switch(&cmdline), Some(CgroupMode::V1));
+        assert_eq!(
+            cgroup_switch("console=ttyS0 nsinit.cgroup=v1 nsinit.cgroup=v2"),
+            Some(CgroupMode::V2)
+        );
+        assert_eq!(cgroup_switch("console=ttyS0"), None);
+        assert_eq!(cgroup_switch("nsinit.cgroup=hybrid"), None);
+    }
+
+    #[test]
+    fn v1_hierarchies_are_the_enabled_controllers() {
+        let table = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
+                     cpuset\t0\t1\t1\ncpu\t0\t1\t1\nmemory\t0\t1\t1\nrdma\t0\t1\t0\n";
+        assert_eq!(v1_controllers(table), ["cpuset", "cpu", "memory"]);
     }
 }

@@ -1,5 +1,5 @@
-//! The guest's initramfs: busybox and its applet links, the kernel modules, the two init
-//! stages, the static binaries under test and the suite command, as one newc archive.
+//! The guest's initramfs: the init, busybox and its applet links, the kernel modules, the
+//! static binaries under test and the suite command, as one newc archive.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -14,6 +14,8 @@ use crate::guest;
 
 /// Everything the guest needs besides the kernel.
 pub struct Contents {
+    /// The static guest init (`guest-init`), which becomes `/init`.
+    pub init: PathBuf,
     /// A static busybox; every applet gets a link in `/bin`.
     pub busybox: PathBuf,
     /// Kernel modules by name, in load order; they land in `/lib/modules/NAME.ko`.
@@ -42,8 +44,7 @@ pub fn write(contents: &Contents, path: &Path) -> Result<()> {
             archive.symlink(&format!("bin/{applet}"), "busybox")?;
         }
     }
-    archive.file("init", 0o755, guest::INIT.as_bytes())?;
-    archive.file("init2", 0o755, guest::INIT2.as_bytes())?;
+    archive.file_from_path("init", 0o755, &contents.init)?;
     for (name, path) in &contents.modules {
         archive.file_from_path(&format!("lib/modules/{name}.ko"), 0o644, path)?;
     }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use crate::guest::{self, CgroupMode};
 use crate::initramfs::{self, Contents};
 use crate::kernel::{self, Kernel};
-use crate::qemu::{Accel, Machine};
+use crate::qemu::{Accel, Machine, MachineKind};
 use crate::report::{self, Line, Summary};
 
 /// Where the rootfs tarball lands in the guest when one is given.
@@ -30,13 +30,16 @@ pub struct Plan {
     pub nsinit: PathBuf,
     pub driver: PathBuf,
     pub probe: PathBuf,
-    pub guest_exit: PathBuf,
+    /// The static guest init (`guest-init` from this crate).
+    pub init: PathBuf,
     pub rootfs_tar: Option<PathBuf>,
     pub filter: Option<String>,
     /// A shell command to run in the guest instead of the driver (to test the harness).
     pub guest_command: Option<String>,
     pub cgroups: Vec<CgroupMode>,
     pub accel: Accel,
+    /// The machine type; `None` picks the fastest that works here.
+    pub machine: Option<MachineKind>,
     pub cpus: u32,
     pub memory_mib: u32,
     /// Hard deadline for each boot.
@@ -82,9 +85,11 @@ pub fn run(plan: &Plan) -> Result<bool> {
         Some(_) => None,
         None => count_checks(plan),
     };
+    let kind = plan.machine.unwrap_or_else(MachineKind::fastest);
     let mut reports = Vec::new();
     for &cgroup in &plan.cgroups {
         let machine = Machine {
+            kind,
             kernel: kernel.image.clone(),
             initrd: initrd.clone(),
             append: guest::kernel_command_line(cgroup),
@@ -137,13 +142,13 @@ fn contents(plan: &Plan, kernel: &Kernel) -> Contents {
         None => guest::shell_command("/bin/nsinit-conformance", &args),
     };
     Contents {
+        init: plan.init.clone(),
         busybox: plan.busybox.clone(),
         modules: kernel.modules.clone(),
         binaries: vec![
             ("nsinit".into(), plan.nsinit.clone()),
             ("nsinit-conformance".into(), plan.driver.clone()),
             ("nsinit-probe".into(), plan.probe.clone()),
-            ("guest-exit".into(), plan.guest_exit.clone()),
         ],
         files,
         command,

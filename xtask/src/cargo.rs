@@ -57,10 +57,10 @@ pub struct StaticBinaries {
     pub nsinit: PathBuf,
     pub driver: PathBuf,
     pub probe: PathBuf,
-    pub guest_exit: PathBuf,
+    pub guest_init: PathBuf,
 }
 
-/// Builds nsinit, the conformance driver and probe, and the VM's `guest-exit`, statically.
+/// Builds nsinit, the conformance driver and probe, and the VM's `guest-init`, statically.
 pub fn build_static() -> Result<StaticBinaries> {
     let mut command = cargo();
     command
@@ -68,12 +68,12 @@ pub fn build_static() -> Result<StaticBinaries> {
         .args(["-p", "nsinit", "-p", "conformance", "-p", "vm", "--bins"])
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    step(&format!("cargo build --release --target {STATIC_TARGET} (static nsinit, conformance, guest-exit)"), &mut command)?;
+    step(&format!("cargo build --release --target {STATIC_TARGET} (static nsinit, conformance, guest-init)"), &mut command)?;
     let dir = target_dir().join(STATIC_TARGET).join("release");
     Ok(StaticBinaries {
         nsinit: dir.join("nsinit"),
         driver: dir.join("nsinit-conformance"),
         probe: dir.join("nsinit-probe"),
-        guest_exit: dir.join("guest-exit"),
+        guest_init: dir.join("guest-init"),
     })
 }

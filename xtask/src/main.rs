@@ -28,6 +28,7 @@ commands:
       --rootfs-tar PATH   use this rootfs tarball instead of the busybox rootfs
       --filter S          only the checks whose name contains S
       --keep              keep the initramfs and print the QEMU command line
+      --machine microvm|q35  machine type (default microvm; q35 boots slower)
       --accel tcg|kvm     accelerator (default tcg: KVM hangs on some hosts)
       --cpus N            vCPUs (default 2)
       --timeout SECS      kill a boot after this long (default 150)

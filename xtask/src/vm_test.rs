@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use vm::guest::CgroupMode;
-use vm::qemu::Accel;
+use vm::qemu::{Accel, MachineKind};
 use vm::suite::Plan;
 
 use crate::args::Args;
@@ -39,6 +39,12 @@ pub fn run(mut args: Args) -> Result<()> {
             .parse()
             .map_err(|_| anyhow!("--cpus {text}: expected a number"))?,
     };
+    let machine = match args.value("--machine")?.as_deref() {
+        None => None,
+        Some("q35") => Some(MachineKind::Q35),
+        Some("microvm") => Some(MachineKind::fastest()),
+        Some(other) => bail!("--machine {other}: expected microvm or q35"),
+    };
     let kernel = args.value("--kernel")?.map(Into::into);
     let rootfs_tar = args.value("--rootfs-tar")?.map(Into::into);
     let filter = args.value("--filter")?;
@@ -59,12 +65,13 @@ pub fn run(mut args: Args) -> Result<()> {
         nsinit: binaries.nsinit,
         driver: binaries.driver,
         probe: binaries.probe,
-        guest_exit: binaries.guest_exit,
+        init: binaries.guest_init,
         rootfs_tar,
         filter,
         guest_command,
         cgroups,
         accel,
+        machine,
         cpus,
         memory_mib: 512,
         timeout,
