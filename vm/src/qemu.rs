@@ -225,7 +225,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.ends_with("console=ttyS0 tsc_early_khz=2445000"),
+            line.ends_with("console=ttyS0 pci=off tsc_early_khz=2445000"),
             "{line}"
         );
         assert!(
