@@ -62,15 +62,16 @@ impl CapabilitySets {
         })
     }
 
-    /// The five sets with the names the driver's checks use.
-    pub fn by_name(&self) -> [(&'static str, &CapabilitySet); 5] {
-        [
-            ("inheritable", &self.inheritable),
-            ("permitted", &self.permitted),
-            ("effective", &self.effective),
-            ("bounding", &self.bounding),
-            ("ambient", &self.ambient),
-        ]
+    /// The set called `name`: `inheritable`, `permitted`, `effective`, `bounding` or `ambient`.
+    pub fn set(&self, name: &str) -> Option<&CapabilitySet> {
+        match name {
+            "inheritable" => Some(&self.inheritable),
+            "permitted" => Some(&self.permitted),
+            "effective" => Some(&self.effective),
+            "bounding" => Some(&self.bounding),
+            "ambient" => Some(&self.ambient),
+            _ => None,
+        }
     }
 }
 

@@ -63,6 +63,18 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run that never started, for the reason given.
+    pub fn not_run(dir: &Path, why: String) -> Run {
+        Run {
+            outcome: Outcome::NotRun(why),
+            stdout: String::new(),
+            stderr: String::new(),
+            dir: dir.to_path_buf(),
+            action_missed: None,
+            output_note: None,
+        }
+    }
+
     /// One line saying how the run went, for failure messages.
     pub fn summary(&self) -> String {
         let mut text = match &self.outcome {
@@ -207,20 +219,9 @@ pub fn run_nsinit(nsinit: &Path, dir: &Path, case: &Case, timeout: Duration) -> 
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut run = Run {
-        outcome: Outcome::NotRun(String::new()),
-        stdout: String::new(),
-        stderr: String::new(),
-        dir: dir.to_path_buf(),
-        action_missed: None,
-        output_note: None,
-    };
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => {
-            run.outcome = Outcome::NotRun(format!("cannot start {}: {e}", nsinit.display()));
-            return run;
-        }
+        Err(e) => return Run::not_run(dir, format!("cannot start {}: {e}", nsinit.display())),
     };
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
@@ -231,31 +232,37 @@ pub fn run_nsinit(nsinit: &Path, dir: &Path, case: &Case, timeout: Duration) -> 
     }
 
     let (outcome, action_done) = supervise(&mut child, case.action, timeout);
-    run.outcome = outcome;
-    if let (Some(action), false) = (case.action, action_done) {
-        run.action_missed = Some(format!(
+    let action_missed = match (case.action, action_done) {
+        (Some(action), false) => Some(format!(
             "{} never happened: {}",
             action.describe(),
             action.waits_for()
-        ));
-    }
+        )),
+        _ => None,
+    };
     let grace = Instant::now() + OUTPUT_GRACE;
     let (stdout, stdout_closed) = collect(stdout, grace);
     let (stderr, stderr_closed) = collect(stderr, grace);
-    (run.stdout, run.stderr) = (stdout, stderr);
     let still_open: Vec<&str> = [("stdout", stdout_closed), ("stderr", stderr_closed)]
         .into_iter()
         .filter(|(_, closed)| !closed)
         .map(|(name, _)| name)
         .collect();
-    if !still_open.is_empty() {
-        run.output_note = Some(format!(
+    let output_note = (!still_open.is_empty()).then(|| {
+        format!(
             "{} still open {}s after nsinit exited: a process outlived it",
             still_open.join(" and "),
             OUTPUT_GRACE.as_secs()
-        ));
+        )
+    });
+    Run {
+        outcome,
+        stdout,
+        stderr,
+        dir: dir.to_path_buf(),
+        action_missed,
+        output_note,
     }
-    run
 }
 
 /// Wait for nsinit with a hard deadline, performing `action` once its condition holds.

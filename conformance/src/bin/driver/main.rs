@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use check::Verdict;
-use harness::{Outcome, Run, Workspace};
+use harness::{Run, Workspace};
 use suite::Case;
 
 const USAGE: &str = "\
@@ -39,11 +39,13 @@ const HYGIENE_CHECKS: &[&str] = &[
     "hygiene/host-hostname-unchanged",
 ];
 
+#[derive(Debug)]
 enum Rootfs {
     Busybox(Option<PathBuf>),
     Tar(PathBuf),
 }
 
+#[derive(Debug)]
 struct Options {
     nsinit: Option<PathBuf>,
     probe: Option<PathBuf>,
@@ -153,8 +155,9 @@ fn run(options: &Options) -> Result<bool, String> {
     let passed = match built {
         Ok(description) => {
             say(&format!(
-                "# {total} checks in {} cases; rootfs: {description}",
-                cases.len()
+                "# {} in {}; rootfs: {description}",
+                count(total, "check"),
+                count(cases.len(), "case")
             ));
             let mut tally = Tally::default();
             for (index, case) in cases.iter().enumerate() {
@@ -261,14 +264,7 @@ fn run_case(
             }
             run
         }
-        Err(e) => Run {
-            outcome: Outcome::NotRun(format!("prepare the case directory: {e}")),
-            stdout: String::new(),
-            stderr: String::new(),
-            dir: PathBuf::new(),
-            action_missed: None,
-            output_note: None,
-        },
+        Err(e) => Run::not_run(Path::new(""), format!("prepare the case directory: {e}")),
     };
     for check in &case.checks {
         tally.report(&check.name, &check.verify(&run));
@@ -291,6 +287,14 @@ fn hygiene_verdict(name: &str, workspace: &Workspace, host: &expect::Host) -> Ve
     }
 }
 
+/// `1 check`, `2 checks`.
+fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
 /// Failure text on one line, short enough to read.
 fn one_line(text: &str) -> String {
     const LIMIT: usize = 600;
@@ -305,4 +309,57 @@ fn one_line(text: &str) -> String {
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        parse_args(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn arguments_parse_as_documented() {
+        let options = parse(&[
+            "--nsinit",
+            "/n",
+            "--probe",
+            "/p",
+            "--rootfs-tar",
+            "/r.tar.gz",
+            "--workdir",
+            "/w",
+            "--filter",
+            "seed/",
+            "--timeout",
+            "2.5",
+            "--list",
+        ])
+        .unwrap();
+        assert_eq!(options.nsinit.as_deref(), Some(Path::new("/n")));
+        assert_eq!(options.probe.as_deref(), Some(Path::new("/p")));
+        assert!(matches!(options.rootfs, Rootfs::Tar(ref t) if t == Path::new("/r.tar.gz")));
+        assert_eq!(options.workdir.as_deref(), Some(Path::new("/w")));
+        assert_eq!(options.filter.as_deref(), Some("seed/"));
+        assert_eq!(options.timeout, Duration::from_millis(2500));
+        assert!(options.list);
+        assert!(matches!(parse(&[]).unwrap().rootfs, Rootfs::Busybox(None)));
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        assert!(parse(&["--nsinit"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--bogus"])
+            .unwrap_err()
+            .contains("unknown argument"));
+        assert!(parse(&["--timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn failure_text_stays_on_one_line() {
+        assert_eq!(one_line("a\nb\n"), "a\\nb");
+        let long = "x".repeat(1000);
+        assert!(one_line(&long).len() < 700);
+    }
 }

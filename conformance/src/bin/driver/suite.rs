@@ -116,12 +116,12 @@ pub fn cases(host: &Host) -> Vec<Case> {
 /// One run of the seed sample, and everything the probe saw in it.
 fn seed_facts(host: &Host) -> Case {
     let demands = Demands::of(SEED);
-    let hostname = demands.hostname.clone();
+    let hostname = demands.hostname.clone().unwrap_or_default();
     let environment = demands.environment.clone();
     let mut checks = vec![
         Check::exit("seed/exit-status", 0),
         Check::on_facts("seed/hostname", move |f| {
-            expect_eq(hostname.as_deref(), Some(f.hostname.as_str()))
+            expect_eq(hostname.as_str(), f.hostname.as_str())
         }),
         Check::on_facts("seed/env-exact", move |f| {
             expect_eq(&environment, &f.environment)
@@ -192,12 +192,7 @@ fn dropped_capability_checks(prefix: &str, demands: &Demands) -> Vec<Check> {
     .map(|set| {
         let dropped = demands.dropped.clone();
         Check::on_facts(format!("{prefix}/caps-dropped/{set}"), move |f| {
-            let (_, caps) = f
-                .capabilities
-                .by_name()
-                .into_iter()
-                .find(|(n, _)| *n == set)
-                .expect("five sets");
+            let caps = f.capabilities.set(set).expect("one of the five sets");
             let still: Vec<&str> = dropped
                 .iter()
                 .filter(|c| caps.contains(c))
@@ -237,12 +232,7 @@ fn kept_capability_checks(prefix: &str, demands: &Demands, host: &Host) -> Vec<C
                 .cloned()
                 .collect();
             Check::on_facts(format!("{prefix}/caps-kept/{set}"), move |f| {
-                let (_, caps) = f
-                    .capabilities
-                    .by_name()
-                    .into_iter()
-                    .find(|(n, _)| *n == set)
-                    .expect("five sets");
+                let caps = f.capabilities.set(set).expect("one of the five sets");
                 let lost: Vec<&str> = kept
                     .iter()
                     .filter(|c| !caps.contains(c))
@@ -738,4 +728,83 @@ fn harmless_on_the_host(fixture: &'static str, host: &Host) -> ConfigFile {
     }
     json["hostname"] = serde_json::Value::String(host.hostname.clone());
     ConfigFile::Derived(serde_json::to_string_pretty(&json).expect("JSON values serialize"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn host() -> Host {
+        Host::gather().expect("the test process can read its own /proc entries")
+    }
+
+    #[test]
+    fn check_names_are_unique_and_enough() {
+        let cases = cases(&host());
+        let names: Vec<&str> = cases
+            .iter()
+            .flat_map(|case| case.checks.iter().map(|c| c.name.as_str()))
+            .collect();
+        let unique: BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "duplicate check names");
+        assert!(names.len() >= 45, "only {} checks", names.len());
+    }
+
+    #[test]
+    fn case_names_are_unique_and_fit_a_directory_name() {
+        let cases = cases(&host());
+        let unique: BTreeSet<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(unique.len(), cases.len());
+        for case in &cases {
+            assert!(
+                !case.name.contains('/') && !case.name.is_empty(),
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_bad_fixture_is_a_check() {
+        let cases = cases(&host());
+        for bad in fixtures::BAD_CASES {
+            let name = format!("bad-config/{}", bad.name.trim_start_matches("bad-"));
+            assert!(
+                cases
+                    .iter()
+                    .any(|c| c.checks.iter().any(|check| check.name == name)),
+                "{name} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hostname_without_newuts_becomes_the_hosts_own() {
+        let host = host();
+        let ConfigFile::Derived(text) = harmless_on_the_host("bad-hostname-without-newuts", &host)
+        else {
+            panic!("the fixture was not rewritten");
+        };
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["hostname"], host.hostname.as_str());
+        assert!(!text.contains("NEWUTS"), "still wrong in the same way");
+        assert!(matches!(
+            harmless_on_the_host("bad-address", &host),
+            ConfigFile::Fixture("bad-address")
+        ));
+    }
+
+    #[test]
+    fn the_seed_demands_come_from_the_fixture() {
+        let seed = Demands::of(SEED);
+        assert_eq!(seed.hostname.as_deref(), Some("koye"));
+        assert_eq!(
+            seed.environment[1],
+            "PATH=PATH=$PATH:/bin:/usr/bin:/sbin:/usr/sbin"
+        );
+        assert!(seed.has_namespace("NEWPID") && !seed.has_namespace("NEWUSER"));
+        assert!(seed.drops("SYS_ADMIN") && seed.drops("MKNOD") && !seed.drops("CHOWN"));
+    }
 }
