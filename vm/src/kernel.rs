@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::apt;
+use crate::{apt, bzimage};
 
 /// The metapackage that names the current cloud kernel (it holds no files itself).
 const METAPACKAGE: &str = "linux-image-cloud-amd64";
@@ -70,16 +70,37 @@ pub fn cloud_kernel(cache: &Path) -> Result<Kernel> {
     if !entry.join(COMPLETE).exists() {
         fetch(&package, &version, cache, &entry)?;
     }
+    let image = unpacked_image(&entry)?;
     let modules = MODULES
         .into_iter()
         .map(|name| (name, entry.join(format!("{name}.ko"))))
         .filter(|(_, path)| path.is_file())
         .collect();
     Ok(Kernel {
-        image: entry.join("vmlinuz"),
+        image,
         modules,
         description: version,
     })
+}
+
+/// The cache entry's `vmlinux`, unpacked from its `vmlinuz` on first use; the `vmlinuz` itself
+/// when its payload is not one [`bzimage`] unpacks.
+fn unpacked_image(entry: &Path) -> Result<PathBuf> {
+    let (vmlinuz, vmlinux) = (entry.join("vmlinuz"), entry.join("vmlinux"));
+    if vmlinux.is_file() {
+        return Ok(vmlinux);
+    }
+    let bzimage = fs::read(&vmlinuz).with_context(|| format!("read {}", vmlinuz.display()))?;
+    let Some(elf) =
+        bzimage::vmlinux(&bzimage).with_context(|| format!("unpack {}", vmlinuz.display()))?
+    else {
+        return Ok(vmlinuz);
+    };
+    let partial = entry.join("vmlinux.partial");
+    fs::write(&partial, elf)?;
+    fs::rename(&partial, &vmlinux)?;
+    println!("[fetch] unpacked {}", vmlinux.display());
+    Ok(vmlinux)
 }
 
 /// The `linux-image-<version>-cloud-amd64` package the metapackage depends on, if apt knows it.

@@ -1,6 +1,7 @@
 //! Running QEMU: the machine's command line, the guest's serial lines streamed as they come,
 //! and a hard deadline after which QEMU is killed.
 
+use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -53,6 +54,21 @@ impl MachineKind {
     /// microvm when the host's TSC frequency can be measured, else q35.
     pub fn fastest() -> MachineKind {
         host_tsc_khz().map_or(MachineKind::Q35, |tsc_khz| MachineKind::Microvm { tsc_khz })
+    }
+}
+
+impl fmt::Display for MachineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MachineKind::Microvm { tsc_khz } => write!(f, "microvm (TSC {tsc_khz} kHz)"),
+            MachineKind::Q35 => f.write_str("q35"),
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

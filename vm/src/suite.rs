@@ -181,10 +181,11 @@ fn count_checks(plan: &Plan) -> Option<usize> {
 /// One boot: streams the guest's lines, numbering the checks, and judges the end.
 fn boot(machine: &Machine, cgroup: CgroupMode, expected: Option<usize>) -> Result<BootReport> {
     println!(
-        "[boot {cgroup}] {} MiB, {} vCPU, {:?}, deadline {} s",
+        "[boot {cgroup}] {}, {}, {} MiB, {} vCPU, deadline {} s",
+        machine.kind,
+        machine.accel,
         machine.memory_mib,
         machine.cpus,
-        machine.accel,
         machine.timeout.as_secs()
     );
     let start = Instant::now();
