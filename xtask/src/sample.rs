@@ -52,9 +52,11 @@ pub fn run(args: Args) -> Result<()> {
     if !vm::apt::is_root() {
         bail!("starting a container needs root: run `cargo xtask sample` as root");
     }
+    let mut failed = Vec::new();
     for command in COMMANDS {
+        let line = command.join(" ");
         println!();
-        println!("==> nsinit exec {}", command.join(" "));
+        println!("==> nsinit exec {line}");
         let status = Command::new(&nsinit)
             .arg("-C")
             .arg(&rootfs)
@@ -64,8 +66,15 @@ pub fn run(args: Args) -> Result<()> {
             .status()
             .with_context(|| format!("start {}", nsinit.display()))?;
         if !status.success() {
-            bail!("nsinit exec {} failed: {status}", command.join(" "));
+            println!("(nsinit exec {line}: {status})");
+            failed.push(line);
         }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "sample: failed: nsinit exec {}",
+            failed.join(", nsinit exec ")
+        );
     }
     Ok(())
 }
