@@ -74,10 +74,13 @@ pub fn depends(package: &str) -> Result<String> {
 
 /// `apt-get download PACKAGE` into `dir` (works without root).
 pub fn download(package: &str, dir: &Path) -> Result<()> {
-    run(Command::new("apt-get")
-        .args(["download", "-q", package])
-        .current_dir(dir))
-    .with_context(|| format!("apt-get download {package}"))
+    let mut command = Command::new("apt-get");
+    if is_root() {
+        // apt's `_apt` sandbox user may not be able to write to `dir`; root can.
+        command.args(["-o", "APT::Sandbox::User=root"]);
+    }
+    command.args(["download", "-q", package]).current_dir(dir);
+    run(&mut command).with_context(|| format!("apt-get download {package}"))
 }
 
 fn run(command: &mut Command) -> Result<()> {

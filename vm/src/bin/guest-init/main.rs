@@ -8,7 +8,7 @@ mod sys;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use vm::guest::{self, CgroupMode, GuestStatus, DEBUG_EXIT_PORT};
@@ -193,6 +193,8 @@ fn run_suite() -> Result<i32> {
         .args(["-c", command.trim()])
         .env_clear()
         .envs([("PATH", "/bin"), ("HOME", "/root")])
+        // Nothing ever arrives on the console (QEMU's stdin is closed), as in CI.
+        .stdin(Stdio::null())
         .spawn()
         .context("start the suite")?;
     loop {
