@@ -44,11 +44,14 @@ impl fmt::Display for CgroupMode {
     }
 }
 
-/// The guest's part of the kernel command line: serial console, quiet, no reboot on panic
+/// The guest's part of the kernel command line: serial console, only critical kernel messages
+/// (errors such as the OOM killer's would interleave with the suite's lines), no reboot on panic
 /// (QEMU's `-no-reboot` then ends the run), no crypto self-tests (slow under TCG), and the
 /// cgroup switch.
 pub fn kernel_command_line(cgroup: CgroupMode) -> String {
-    format!("console=ttyS0 quiet panic=-1 reboot=t cryptomgr.notests=1 {CGROUP_SWITCH}{cgroup}")
+    format!(
+        "console=ttyS0 loglevel=3 panic=-1 reboot=t cryptomgr.notests=1 {CGROUP_SWITCH}{cgroup}"
+    )
 }
 
 /// The cgroup switch in the text of `/proc/cmdline`, if present and valid (the last one wins).

@@ -100,7 +100,7 @@ impl Machine {
         let (machine, append) = match self.kind {
             MachineKind::Microvm { tsc_khz } => (
                 "microvm,pit=off,pic=off",
-                format!("{} pci=off tsc_early_khz={tsc_khz}", self.append),
+                format!("{} tsc_early_khz={tsc_khz}", self.append),
             ),
             MachineKind::Q35 => ("q35", self.append.clone()),
         };
@@ -241,7 +241,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.ends_with("console=ttyS0 pci=off tsc_early_khz=2445000"),
+            line.ends_with("console=ttyS0 tsc_early_khz=2445000"),
             "{line}"
         );
         assert!(
