@@ -143,3 +143,59 @@ impl<W: Write> Archive<W> {
         Ok(self.cpio.finish()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::process::Stdio;
+
+    /// The archive holds the init, the console, the applet links, the modules, the binaries
+    /// and the command, as GNU cpio lists them (skipped without busybox or cpio).
+    #[test]
+    fn the_archive_holds_what_the_guest_needs() {
+        let busybox = PathBuf::from("/bin/busybox");
+        if !busybox.exists() || Command::new("cpio").arg("--version").output().is_err() {
+            eprintln!("skipped: needs /bin/busybox and cpio");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("vm-initramfs-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (init, module) = (dir.join("init"), dir.join("veth.ko"));
+        fs::write(&init, "init").unwrap();
+        fs::write(&module, "module").unwrap();
+        let contents = Contents {
+            init: init.clone(),
+            busybox,
+            modules: vec![("veth", module)],
+            binaries: vec![("nsinit".into(), init.clone())],
+            files: vec![("/rootfs.tar".into(), init)],
+            command: "/bin/nsinit-conformance --filter 'a b'".into(),
+        };
+        let archive = dir.join("initrd.cpio");
+        write(&contents, &archive).unwrap();
+        let listing = Command::new("cpio")
+            .args(["-t", "-v", "--quiet", "-F"])
+            .arg(&archive)
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        let listing = String::from_utf8(listing.stdout).unwrap();
+        for expected in [
+            " init",
+            " dev/console",
+            " bin/busybox",
+            " bin/sh -> busybox",
+            " lib/modules/veth.ko",
+            " bin/nsinit",
+            " rootfs.tar",
+            " etc/nsinit-vm/command",
+        ] {
+            assert!(
+                listing.lines().any(|line| line.ends_with(expected)),
+                "no{expected} in\n{listing}"
+            );
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
