@@ -55,7 +55,9 @@ fn setup_and_exec(start: &Start<'_>, channel: &Channel) -> Result<Infallible, Fa
 
     mounts::enter_rootfs(start.rootfs)?;
     mounts::mount_kernel_filesystems(config.has(Namespace::Ipc))?;
-    if let Some(hostname) = &config.hostname {
+    // Never without a UTS namespace of our own: that would rename the host. The config
+    // refuses it; this guard keeps it so whatever the config module does.
+    if let (Some(hostname), true) = (&config.hostname, config.has(Namespace::Uts)) {
         sethostname(hostname).step(|| format!("set hostname to {hostname:?}"))?;
     }
     let pty = if start.tty {

@@ -240,7 +240,7 @@ fn terminal_gives_a_controlling_pty_and_console() {
     }
     let c = Container::new(seed());
     // script(1) gives nsinit a terminal of its own.
-    let inner = format!("{NSINIT} exec -t sh -c 'tty; ls -l /dev/console | cut -c1; stty size'");
+    let inner = format!("{NSINIT} exec -t sh -c 'tty; ls -l /dev/console | cut -c1'");
     let out = std::process::Command::new("script")
         .args(["-qec", &inner, "/dev/null"])
         .current_dir(c.path())
@@ -248,7 +248,7 @@ fn terminal_gives_a_controlling_pty_and_console() {
         .output()
         .expect("script(1) from util-linux");
     let text = stdout(&out).replace('\r', "");
-    assert!(text.starts_with("/dev/pts/0\nc\n"), "{text:?} / {}", stderr(&out));
+    assert!(text.contains("/dev/pts/0\nc\n"), "{text:?} / {}", stderr(&out));
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn newuser_is_not_supported_yet() {
     if !root_or_skip() {
         return;
     }
-    let config = with_field(seed(), "namespaces", r#"["NEWNS","NEWUSER"]"#);
+    let config = with_field(seed(), "namespaces", r#"["NEWNS","NEWUTS","NEWUSER"]"#);
     let out = Container::new(&config).run(&["true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("NEWUSER is not supported yet"), "{}", stderr(&out));
