@@ -44,6 +44,21 @@ impl Args {
         Ok(found)
     }
 
+    /// Like [`Args::value`], parsed; `expected` says what a good value looks like.
+    pub fn parsed<T: std::str::FromStr>(
+        &mut self,
+        name: &str,
+        expected: &str,
+    ) -> Result<Option<T>> {
+        match self.value(name)? {
+            None => Ok(None),
+            Some(text) => match text.parse() {
+                Ok(value) => Ok(Some(value)),
+                Err(_) => bail!("{name} {text}: expected {expected}"),
+            },
+        }
+    }
+
     /// Fails on anything not taken yet.
     pub fn finish(self) -> Result<()> {
         match self.rest.first() {
@@ -71,6 +86,17 @@ mod tests {
         assert_eq!(a.value("--kernel").unwrap(), None);
         assert_eq!(a.value("--timeout").unwrap().as_deref(), Some("9"));
         a.finish().unwrap();
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let mut a = args(&["--cpus", "2", "--timeout", "soon"]);
+        assert_eq!(a.parsed::<u32>("--cpus", "a number").unwrap(), Some(2));
+        let error = a
+            .parsed::<u64>("--timeout", "seconds")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "--timeout soon: expected seconds");
     }
 
     #[test]

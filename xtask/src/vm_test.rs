@@ -26,19 +26,10 @@ pub fn run(mut args: Args) -> Result<()> {
             Accel::parse(&text).ok_or_else(|| anyhow!("--accel {text}: expected tcg or kvm"))?
         }
     };
-    let timeout = match args.value("--timeout")? {
-        None => DEFAULT_TIMEOUT,
-        Some(text) => Duration::from_secs(
-            text.parse()
-                .map_err(|_| anyhow!("--timeout {text}: expected seconds"))?,
-        ),
-    };
-    let cpus = match args.value("--cpus")? {
-        None => 2,
-        Some(text) => text
-            .parse()
-            .map_err(|_| anyhow!("--cpus {text}: expected a number"))?,
-    };
+    let timeout = args
+        .parsed("--timeout", "seconds")?
+        .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+    let cpus = args.parsed("--cpus", "a number of vCPUs")?.unwrap_or(2);
     let machine = match args.value("--machine")?.as_deref() {
         None => None,
         Some("q35") => Some(MachineKind::Q35),
