@@ -27,7 +27,8 @@ pub fn drop_listed(drop: &[Capability]) -> Result<(), StepError> {
         (CapSet::Effective, "effective"),
         (CapSet::Permitted, "permitted"),
     ] {
-        let current = caps::read(None, set).map_err(|e| failed(&format!("read the {name} set"), e))?;
+        let current =
+            caps::read(None, set).map_err(|e| failed(&format!("read the {name} set"), e))?;
         let kept: CapsHashSet = current.difference(&listed).copied().collect();
         caps::set(None, set, &kept).map_err(|e| failed(&format!("set the {name} set"), e))?;
     }

@@ -85,7 +85,10 @@ pub struct ExecOptions {
 pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
     let dir = state::ContainerDir::open(&options.dir).map_err(Error::State)?;
     let lock = state::StateDir::lock(&dir).map_err(Error::State)?;
-    match lock.read().map(|record| (state::check(&record, &dir), record)) {
+    match lock
+        .read()
+        .map(|record| (state::check(&record, &dir), record))
+    {
         Some((state::Liveness::Alive { pidfd }, record)) => {
             if !process::join::running_sealed() {
                 drop(lock);
@@ -122,7 +125,8 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
         path: config_path.clone(),
         source,
     })?;
-    let command = process::Command::new(&options.command, &config.environment).map_err(Error::Command)?;
+    let command =
+        process::Command::new(&options.command, &config.environment).map_err(Error::Command)?;
     process::start(
         &process::Start {
             dir: &dir,

@@ -12,7 +12,13 @@ use nsinit::terminal::TtyMode;
 #[command(name = "nsinit", version, about, long_about = None)]
 struct Cli {
     /// The container's directory (its rootfs, holding container.json)
-    #[arg(short = 'C', long = "root", value_name = "DIR", default_value = ".", global = true)]
+    #[arg(
+        short = 'C',
+        long = "root",
+        value_name = "DIR",
+        default_value = ".",
+        global = true
+    )]
     dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -29,7 +35,12 @@ enum Command {
         #[arg(short = 'T', long = "no-tty")]
         no_tty: bool,
         /// The command and its arguments
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<OsString>,
     },
 }
@@ -37,7 +48,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Exec { tty, no_tty, command } => nsinit::exec(&nsinit::ExecOptions {
+        Command::Exec {
+            tty,
+            no_tty,
+            command,
+        } => nsinit::exec(&nsinit::ExecOptions {
             dir: cli.dir,
             tty: match (tty, no_tty) {
                 (true, _) => TtyMode::Always,

@@ -41,10 +41,22 @@ const DEV_SYMLINKS: [(&str, &str); 5] = [
 /// onto itself (`pivot_root` needs a mount point), `pivot_root` into it and detach the old root.
 pub fn enter_rootfs(rootfs: &Path) -> Result<(), StepError> {
     let show = rootfs.display();
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .step(|| "make mounts private (mount --make-rprivate /)".into())?;
-    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .step(|| format!("bind rootfs {show} onto itself"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .step(|| "make mounts private (mount --make-rprivate /)".into())?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .step(|| format!("bind rootfs {show} onto itself"))?;
     chdir(rootfs).step(|| format!("chdir to rootfs {show}"))?;
     match pivot_root(".", ".") {
         Ok(()) => {
@@ -69,7 +81,12 @@ pub fn enter_rootfs(rootfs: &Path) -> Result<(), StepError> {
 pub fn mount_kernel_filesystems(mqueue: bool) -> Result<(), StepError> {
     let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     mount_fs("proc", "/proc", nosuid_noexec_nodev, None)?;
-    mount_fs("sysfs", "/sys", nosuid_noexec_nodev | MsFlags::MS_RDONLY, None)?;
+    mount_fs(
+        "sysfs",
+        "/sys",
+        nosuid_noexec_nodev | MsFlags::MS_RDONLY,
+        None,
+    )?;
     mount_fs(
         "tmpfs",
         "/dev",
@@ -87,8 +104,12 @@ pub fn mount_kernel_filesystems(mqueue: bool) -> Result<(), StepError> {
         .step(|| format!("create device node {path} ({major}:{minor})"))?;
     }
     for (name, target) in DEV_SYMLINKS {
-        symlinkat(target, nix::fcntl::AT_FDCWD, format!("/dev/{name}").as_str())
-            .step(|| format!("create symlink /dev/{name} -> {target}"))?;
+        symlinkat(
+            target,
+            nix::fcntl::AT_FDCWD,
+            format!("/dev/{name}").as_str(),
+        )
+        .step(|| format!("create symlink /dev/{name} -> {target}"))?;
     }
     mount_fs(
         "devpts",
@@ -96,7 +117,12 @@ pub fn mount_kernel_filesystems(mqueue: bool) -> Result<(), StepError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620"),
     )?;
-    mount_fs("tmpfs", "/dev/shm", nosuid_noexec_nodev, Some("mode=1777,size=65536k"))?;
+    mount_fs(
+        "tmpfs",
+        "/dev/shm",
+        nosuid_noexec_nodev,
+        Some("mode=1777,size=65536k"),
+    )?;
     if mqueue {
         mount_fs("mqueue", "/dev/mqueue", nosuid_noexec_nodev, None)?;
     }
@@ -107,13 +133,24 @@ pub fn mount_kernel_filesystems(mqueue: bool) -> Result<(), StepError> {
 pub fn bind_console(pts: &str) -> Result<(), StepError> {
     // A regular file on our own /dev tmpfs serves as the mount point.
     std::fs::File::create("/dev/console").step(|| "create /dev/console".into())?;
-    mount(Some(pts), "/dev/console", None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .step(|| format!("bind {pts} at /dev/console"))
+    mount(
+        Some(pts),
+        "/dev/console",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .step(|| format!("bind {pts} at /dev/console"))
 }
 
 /// Mount a filesystem of type `fstype` (also used as the source name) on `target`, creating
 /// the target directory when missing.
-fn mount_fs(fstype: &str, target: &str, flags: MsFlags, data: Option<&str>) -> Result<(), StepError> {
+fn mount_fs(
+    fstype: &str,
+    target: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), StepError> {
     ensure_mount_point(target)?;
     mount(Some(fstype), target, Some(fstype), flags, data)
         .step(|| format!("mount {fstype} on {target}"))

@@ -270,7 +270,11 @@ mod tests {
         fs::create_dir(&dir_path).unwrap();
         std::os::unix::fs::symlink(&outside, dir_path.join(NSPID)).unwrap();
         let dir = ContainerDir::open(&dir_path).unwrap();
-        assert_eq!(dir.read_nspid().as_deref(), None, "a symlink is never followed");
+        assert_eq!(
+            dir.read_nspid().as_deref(),
+            None,
+            "a symlink is never followed"
+        );
         dir.write_nspid(Pid::from_raw(4242)).unwrap();
         assert_eq!(fs::read_to_string(&outside).unwrap(), "precious");
         assert_eq!(dir.read_nspid().as_deref(), Some("4242"));

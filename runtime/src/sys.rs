@@ -202,7 +202,10 @@ pub fn execve_raw(
 
 /// Receive one datagram from a unix socket into `buf`, with at most one fd passed as
 /// `SCM_RIGHTS` (close-on-exec). Returns the byte count and the fd, if one came.
-pub fn recv_with_fd(socket: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Option<OwnedFd>)> {
+pub fn recv_with_fd(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> nix::Result<(usize, Option<OwnedFd>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut iov = [std::io::IoSliceMut::new(buf)];
     let mut cmsg_space = nix::cmsg_space!([RawFd; 4]);
@@ -217,7 +220,10 @@ pub fn recv_with_fd(socket: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usiz
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             // SAFETY: SCM_RIGHTS installed these fds in our table during this call; nothing
             // else owns them. Wrapping each at once means extras are closed, not leaked.
-            received.extend(fds.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            received.extend(
+                fds.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
         }
     }
     Ok((msg.bytes, received.into_iter().next()))

@@ -27,7 +27,8 @@ impl TtyMode {
             TtyMode::Always => true,
             TtyMode::Never => false,
             TtyMode::Auto => {
-                isatty(std::io::stdin()).unwrap_or(false) && isatty(std::io::stdout()).unwrap_or(false)
+                isatty(std::io::stdin()).unwrap_or(false)
+                    && isatty(std::io::stdout()).unwrap_or(false)
             }
         }
     }
@@ -45,10 +46,12 @@ pub struct Pty {
 /// Open a new pty in the container's devpts instance (`/dev/pts/ptmx`).
 pub fn open_pty() -> Result<Pty, StepError> {
     let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    let master = open("/dev/pts/ptmx", flags, Mode::empty()).step(|| "open /dev/pts/ptmx".into())?;
+    let master =
+        open("/dev/pts/ptmx", flags, Mode::empty()).step(|| "open /dev/pts/ptmx".into())?;
     let number = sys::unlock_pty(master.as_fd()).step(|| "unlock the pty".into())?;
     let slave_path = format!("/dev/pts/{number}");
-    let slave = open(slave_path.as_str(), flags, Mode::empty()).step(|| format!("open {slave_path}"))?;
+    let slave =
+        open(slave_path.as_str(), flags, Mode::empty()).step(|| format!("open {slave_path}"))?;
     Ok(Pty {
         master,
         slave,

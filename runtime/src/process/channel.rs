@@ -57,7 +57,11 @@ impl Channel {
     /// Make `recv` fail with `EAGAIN` when nothing arrives within `timeout`.
     pub fn set_timeout(&self, timeout: std::time::Duration) -> nix::Result<()> {
         let timeval = nix::sys::time::TimeVal::new(timeout.as_secs() as _, 0);
-        nix::sys::socket::setsockopt(&self.socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeval)
+        nix::sys::socket::setsockopt(
+            &self.socket,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &timeval,
+        )
     }
 
     /// Send one message.

@@ -49,7 +49,8 @@ fn setup_and_exec(start: &Start<'_>, channel: &Channel) -> Result<Infallible, Fa
     // If nsinit dies, so does the container. SIGKILL: a pid namespace's init ignores every
     // other signal it has no handler for. Had nsinit died before this line, the handshake
     // below reads end-of-file and we exit.
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).step(|| "set the parent-death signal".into())?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .step(|| "set the parent-death signal".into())?;
     // Device nodes and mount points get exactly the modes we ask for.
     umask(Mode::empty());
 

@@ -32,11 +32,18 @@ impl Command {
     /// looked up in the container's own `PATH`, inside the container.
     pub fn new(argv: &[OsString], environment: &[String]) -> Result<Self, String> {
         let to_c = |bytes: &[u8]| {
-            CString::new(bytes).map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes)))
+            CString::new(bytes)
+                .map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes)))
         };
         let program = argv.first().ok_or("no command given")?;
-        let argv: Vec<CString> = argv.iter().map(|a| to_c(a.as_bytes())).collect::<Result<_, _>>()?;
-        let env: Vec<CString> = environment.iter().map(|e| to_c(e.as_bytes())).collect::<Result<_, _>>()?;
+        let argv: Vec<CString> = argv
+            .iter()
+            .map(|a| to_c(a.as_bytes()))
+            .collect::<Result<_, _>>()?;
+        let env: Vec<CString> = environment
+            .iter()
+            .map(|e| to_c(e.as_bytes()))
+            .collect::<Result<_, _>>()?;
         let name = program.to_string_lossy().into_owned();
         let candidates = if name.contains('/') {
             vec![argv[0].clone()]
@@ -50,8 +57,12 @@ impl Command {
                 .map(|dir| to_c(format!("{}/{name}", dir.trim_end_matches('/')).as_bytes()))
                 .collect::<Result<_, _>>()?
         };
-        let null_terminated =
-            |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+        let null_terminated = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain([std::ptr::null()])
+                .collect()
+        };
         Ok(Command {
             name,
             candidates,
@@ -97,7 +108,10 @@ impl Command {
             },
             None => ExecFailure {
                 code: EXIT_NOT_FOUND,
-                text: format!("exec {}: command not found in the container's PATH", self.name),
+                text: format!(
+                    "exec {}: command not found in the container's PATH",
+                    self.name
+                ),
             },
         }
     }

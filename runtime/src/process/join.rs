@@ -49,16 +49,17 @@ pub fn running_sealed() -> bool {
 /// Replace this process with the same nsinit invocation, run from a sealed memfd copy of the
 /// binary. Returns only on failure.
 pub fn reexec_sealed() -> Error {
-    let reexec = copy_to_sealed_memfd().and_then(|memfd| -> nix::Result<std::convert::Infallible> {
-        let args = to_cstrings(std::env::args_os())?;
-        let env = to_cstrings(std::env::vars_os().map(|(k, v)| {
-            let mut kv = k;
-            kv.push("=");
-            kv.push(v);
-            kv
-        }))?;
-        fexecve(memfd, &args, &env)
-    });
+    let reexec =
+        copy_to_sealed_memfd().and_then(|memfd| -> nix::Result<std::convert::Infallible> {
+            let args = to_cstrings(std::env::args_os())?;
+            let env = to_cstrings(std::env::vars_os().map(|(k, v)| {
+                let mut kv = k;
+                kv.push("=");
+                kv.push(v);
+                kv
+            }))?;
+            fexecve(memfd, &args, &env)
+        });
     match reexec {
         Err(errno) => Error::Supervise(format!(
             "run nsinit from a sealed copy before joining: {}",
@@ -69,7 +70,10 @@ pub fn reexec_sealed() -> Error {
 }
 
 fn copy_to_sealed_memfd() -> nix::Result<OwnedFd> {
-    let memfd = memfd_create(c"nsinit", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+    let memfd = memfd_create(
+        c"nsinit",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )?;
     let mut exe = File::open("/proc/self/exe").map_err(io_errno)?;
     let mut copy = File::from(memfd);
     std::io::copy(&mut exe, &mut copy).map_err(io_errno)?;
@@ -95,7 +99,8 @@ fn to_cstrings(items: impl Iterator<Item = OsString>) -> nix::Result<Vec<CString
 pub fn join(join: Join<'_>) -> Result<i32, Error> {
     let config = config::parse(Path::new("recorded container.json"), &join.record.config)?;
     let command = Command::new(join.command, &config.environment).map_err(Error::Command)?;
-    let (parent_end, child_end) = channel::pair().map_err(|e| setup("create the join channel", e))?;
+    let (parent_end, child_end) =
+        channel::pair().map_err(|e| setup("create the join channel", e))?;
     let signals = block_forwarded_signals()?;
 
     let pty = enter(&join, &config).map_err(|e| Error::Container {

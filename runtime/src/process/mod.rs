@@ -18,9 +18,9 @@ use nix::unistd::Pid;
 
 use crate::config::Config;
 use crate::error::{describe, EXIT_SETUP, EXIT_SIGNAL_BASE};
+use crate::state::{self, ContainerDir, Record, StateDir};
 use crate::sys::{self, Forked};
 use crate::terminal::{self, RawMode};
-use crate::state::{self, ContainerDir, Record, StateDir};
 use crate::{namespaces, Error};
 use channel::Message;
 pub use command::Command;
@@ -121,7 +121,8 @@ pub fn exit_code(status: WaitStatus) -> i32 {
 /// locked state directory: the lock is let go once the container is joinable.
 pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
     let flags = namespaces::clone_flags(start.config)?;
-    let (parent_end, child_end) = channel::pair().map_err(|e| setup("create the start channel", e))?;
+    let (parent_end, child_end) =
+        channel::pair().map_err(|e| setup("create the start channel", e))?;
     parent_end
         .set_timeout(HANDSHAKE_TIMEOUT)
         .map_err(|e| setup("set the start channel timeout", e))?;
@@ -136,7 +137,12 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
         }
         Ok(Forked::Parent { pid, pidfd }) => Container::new(pid, pidfd),
         Err(e) => {
-            let names: Vec<_> = start.config.namespaces.iter().map(|ns| ns.json_name()).collect();
+            let names: Vec<_> = start
+                .config
+                .namespaces
+                .iter()
+                .map(|ns| ns.json_name())
+                .collect();
             return Err(Error::Supervise(format!(
                 "create the container process (clone3 with {}): {}",
                 names.join(" "),
@@ -197,7 +203,12 @@ struct Published<'a> {
 }
 
 impl<'a> Published<'a> {
-    fn new(dir: &'a ContainerDir, state: &StateDir, config_text: &str, pid: Pid) -> Result<Self, Error> {
+    fn new(
+        dir: &'a ContainerDir,
+        state: &StateDir,
+        config_text: &str,
+        pid: Pid,
+    ) -> Result<Self, Error> {
         let start_time = state::start_time(pid).ok_or_else(|| {
             Error::Supervise(format!("read the start time of container process {pid}"))
         })?;
@@ -255,7 +266,10 @@ fn handshake_step(
             "the container process did not finish setup ({step}) within {}s",
             HANDSHAKE_TIMEOUT.as_secs()
         ))),
-        Err(e) => Err(setup(&format!("wait for the container process ({step})"), e)),
+        Err(e) => Err(setup(
+            &format!("wait for the container process ({step})"),
+            e,
+        )),
     }
 }
 

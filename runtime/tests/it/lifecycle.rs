@@ -48,7 +48,10 @@ fn second_exec_joins_the_same_namespaces_environment_and_capabilities() {
     }
     assert_eq!(lines.next(), Some("koye"));
     let pid1_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let bounding = pid1_status.lines().find(|l| l.starts_with("CapBnd")).unwrap();
+    let bounding = pid1_status
+        .lines()
+        .find(|l| l.starts_with("CapBnd"))
+        .unwrap();
     assert_eq!(lines.next(), Some(bounding));
     assert_eq!(lines.next(), Some("docker"));
     assert_eq!(lines.next(), Some("/"));
@@ -66,7 +69,10 @@ fn joined_commands_report_their_exit_codes() {
     let (mut first, pid) = start_sleeper(&c, "30");
     assert_eq!(c.run(&["sh", "-c", "exit 9"]).status.code(), Some(9));
     assert_eq!(c.run(&["missing-here"]).status.code(), Some(127));
-    assert_eq!(c.run(&["sh", "-c", "kill -KILL $$"]).status.code(), Some(137));
+    assert_eq!(
+        c.run(&["sh", "-c", "kill -KILL $$"]).status.code(),
+        Some(137)
+    );
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
 }
@@ -99,7 +105,10 @@ fn nspid_naming_a_host_process_is_never_joined() {
         let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
         assert_ne!(stdout(&out).trim(), host_ns.to_string_lossy());
         assert!(stdout(&out).starts_with("pid:["), "{}", stdout(&out));
-        assert!(stderr(&out).contains(".nspid"), "a notice names the stale file");
+        assert!(
+            stderr(&out).contains(".nspid"),
+            "a notice names the stale file"
+        );
         assert!(!c.file(".nspid").exists());
     }
 }
@@ -114,7 +123,11 @@ fn nspid_rewritten_from_inside_does_not_steer_the_next_exec() {
     std::fs::write(c.file(".nspid"), "1\n").unwrap();
     let out = c.run(&["readlink", "/proc/self/ns/mnt"]);
     let pid1_mnt = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
-    assert_eq!(stdout(&out).trim(), pid1_mnt.to_string_lossy(), "joined the real container");
+    assert_eq!(
+        stdout(&out).trim(),
+        pid1_mnt.to_string_lossy(),
+        "joined the real container"
+    );
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
 }
@@ -201,7 +214,10 @@ fn joining_nsinit_runs_from_a_sealed_copy() {
         .append(true)
         .open(&exe)
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"pwned"));
-    assert!(write.is_err(), "the joiner's executable must not be writable");
+    assert!(
+        write.is_err(),
+        "the joiner's executable must not be writable"
+    );
     // A script whose interpreter is the joiner itself gets the sealed copy too.
     std::fs::write(c.file("evil.sh"), "#!/proc/self/exe\n").unwrap();
     std::fs::set_permissions(
@@ -210,7 +226,11 @@ fn joining_nsinit_runs_from_a_sealed_copy() {
     )
     .unwrap();
     let _ = c.run(&["/evil.sh"]);
-    assert_eq!(std::fs::read(NSINIT).unwrap(), host_binary, "host binary unchanged");
+    assert_eq!(
+        std::fs::read(NSINIT).unwrap(),
+        host_binary,
+        "host binary unchanged"
+    );
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
     joined.wait().unwrap();

@@ -33,7 +33,11 @@ fn seed_sample_runs_hostname_koye() {
     let out = c.run(&["hostname"]);
     assert_eq!(stdout(&out), "koye\n", "stderr: {}", stderr(&out));
     assert!(out.status.success());
-    assert_eq!(stderr(&out), "", "nsinit prints nothing of its own on success");
+    assert_eq!(
+        stderr(&out),
+        "",
+        "nsinit prints nothing of its own on success"
+    );
 }
 
 #[test]
@@ -67,11 +71,19 @@ fn listed_namespaces_are_new_and_unlisted_ones_shared() {
     let c = Container::new(seed());
     let script = "for n in ipc mnt pid uts net user cgroup; do readlink /proc/self/ns/$n; done";
     let inside = stdout(&c.run(&["sh", "-c", script]));
-    for (line, ns) in inside.lines().zip(["ipc", "mnt", "pid", "uts", "net", "user", "cgroup"]) {
+    for (line, ns) in inside
+        .lines()
+        .zip(["ipc", "mnt", "pid", "uts", "net", "user", "cgroup"])
+    {
         let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
         let shared = line == host.to_string_lossy();
         let listed = !matches!(ns, "user" | "cgroup");
-        assert_eq!(!shared, listed, "{ns}: inside {line}, host {}", host.display());
+        assert_eq!(
+            !shared,
+            listed,
+            "{ns}: inside {line}, host {}",
+            host.display()
+        );
     }
 }
 
@@ -83,7 +95,10 @@ fn only_fds_0_1_2_reach_the_command() {
     let c = Container::new(seed());
     // ls opens the directory itself as fd 3.
     let out = c.run(&["ls", "/proc/self/fd"]);
-    assert_eq!(stdout(&out).split_whitespace().collect::<Vec<_>>(), ["0", "1", "2", "3"]);
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"]
+    );
 }
 
 #[test]
@@ -93,7 +108,10 @@ fn dropped_capabilities_leave_all_five_sets_and_the_rest_stay() {
     }
     let c = Container::new(seed());
     let out = stdout(&c.run(&["grep", "^Cap", "/proc/self/status"]));
-    let host_bounding = caps_field(&std::fs::read_to_string("/proc/self/status").unwrap(), "CapBnd");
+    let host_bounding = caps_field(
+        &std::fs::read_to_string("/proc/self/status").unwrap(),
+        "CapBnd",
+    );
     let expected = host_bounding & !SEED_DROPPED_MASK;
     assert_eq!(caps_field(&out, "CapBnd"), expected, "{out}");
     assert_eq!(caps_field(&out, "CapPrm"), expected, "{out}");
@@ -120,8 +138,17 @@ fn dropped_capabilities_are_felt() {
     assert_eq!(stdout(&out), "", "stderr: {}", stderr(&out));
     let kept = with_field(seed(), "capabilities", "[]");
     let c = Container::new(&kept);
-    let out = c.run(&["sh", "-c", "mount -t tmpfs t /tmp && echo mounted; hostname x && echo renamed"]);
-    assert_eq!(stdout(&out), "mounted\nrenamed\n", "stderr: {}", stderr(&out));
+    let out = c.run(&[
+        "sh",
+        "-c",
+        "mount -t tmpfs t /tmp && echo mounted; hostname x && echo renamed",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "mounted\nrenamed\n",
+        "stderr: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -133,16 +160,29 @@ fn rootfs_is_root_with_proc_sys_and_a_fresh_dev() {
     let out = c.run(&["sh", "-c", "ls /container.json; grep -E ' (/|/proc|/sys|/dev|/dev/pts|/dev/shm|/dev/mqueue) ' /proc/self/mountinfo | cut -d' ' -f5,6,9 ; ls -l /dev | grep -E 'null|zero|full|random|tty$|ptmx|fd|std'"]);
     let text = stdout(&out);
     assert!(text.starts_with("/container.json\n"), "{text}");
-    for want in ["/proc rw,", "/sys ro,", "/dev rw,", "/dev/pts rw,", "/dev/shm rw,", "/dev/mqueue rw,"] {
+    for want in [
+        "/proc rw,",
+        "/sys ro,",
+        "/dev rw,",
+        "/dev/pts rw,",
+        "/dev/shm rw,",
+        "/dev/mqueue rw,",
+    ] {
         assert!(text.contains(want), "missing {want:?} in {text}");
     }
     for fs in [" proc", " sysfs", " tmpfs", " devpts", " mqueue"] {
         assert!(text.contains(fs), "missing {fs} in {text}");
     }
-    for node in ["1,   3 ", "1,   5 ", "1,   7 ", "1,   8 ", "1,   9 ", "5,   0 "] {
+    for node in [
+        "1,   3 ", "1,   5 ", "1,   7 ", "1,   8 ", "1,   9 ", "5,   0 ",
+    ] {
         assert!(text.contains(node), "missing device {node:?} in {text}");
     }
-    for link in ["fd -> /proc/self/fd", "stdin -> /proc/self/fd/0", "ptmx -> pts/ptmx"] {
+    for link in [
+        "fd -> /proc/self/fd",
+        "stdin -> /proc/self/fd/0",
+        "ptmx -> pts/ptmx",
+    ] {
         assert!(text.contains(link), "missing {link:?} in {text}");
     }
 }
@@ -188,12 +228,19 @@ fn killed_command_exits_128_plus_signal() {
     // Without a pid namespace, the command is not an init and dies of its own SIGTERM.
     let config = with_field(seed(), "namespaces", r#"["NEWNS","NEWUTS","NEWIPC"]"#);
     let c = Container::new(&config);
-    assert_eq!(c.run(&["sh", "-c", "kill -TERM $$"]).status.code(), Some(143));
+    assert_eq!(
+        c.run(&["sh", "-c", "kill -TERM $$"]).status.code(),
+        Some(143)
+    );
     // PID 1 of a pid namespace killed from the host.
     let c = Container::new(seed());
     let mut child = c.exec(&["sleep", "30"]).spawn().unwrap();
     let pid = c.wait_for_nspid();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(137));
 }
 
@@ -204,7 +251,11 @@ fn signals_are_forwarded_to_pid_1() {
     }
     let c = Container::new(seed());
     let child = c
-        .exec(&["sh", "-c", "trap 'echo got-term; exit 42' TERM; touch /ready; while :; do sleep 0.05; done"])
+        .exec(&[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; touch /ready; while :; do sleep 0.05; done",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -248,7 +299,11 @@ fn terminal_gives_a_controlling_pty_and_console() {
         .output()
         .expect("script(1) from util-linux");
     let text = stdout(&out).replace('\r', "");
-    assert!(text.contains("/dev/pts/0\nc\n"), "{text:?} / {}", stderr(&out));
+    assert!(
+        text.contains("/dev/pts/0\nc\n"),
+        "{text:?} / {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -271,7 +326,11 @@ fn newuser_is_not_supported_yet() {
     let config = with_field(seed(), "namespaces", r#"["NEWNS","NEWUTS","NEWUSER"]"#);
     let out = Container::new(&config).run(&["true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("NEWUSER is not supported yet"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("NEWUSER is not supported yet"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -283,7 +342,11 @@ fn missing_container_json_names_the_file() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("./container.json"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("./container.json"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -296,12 +359,18 @@ fn bad_config_exits_125_naming_field_and_value() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
     let err = stderr(&out);
-    assert!(err.contains("container.json") && err.contains("hostnme") && err.contains("hostname"), "{err}");
+    assert!(
+        err.contains("container.json") && err.contains("hostnme") && err.contains("hostname"),
+        "{err}"
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    let out = std::process::Command::new(NSINIT).arg("--bogus").output().unwrap();
+    let out = std::process::Command::new(NSINIT)
+        .arg("--bogus")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = std::process::Command::new(NSINIT).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -337,7 +406,10 @@ fn symlinked_mount_target_is_refused_and_nothing_leaks_to_the_host() {
     assert!(err.contains("/proc") && err.contains("symlink"), "{err}");
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(&outside.path().display().to_string()), "{mounts}");
+    assert!(
+        !mounts.contains(&outside.path().display().to_string()),
+        "{mounts}"
+    );
     assert!(!c.file(".nspid").exists());
 }
 

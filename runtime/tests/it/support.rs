@@ -59,7 +59,10 @@ impl Container {
     /// `nsinit exec ARGS...` in this directory, without a terminal.
     pub fn exec(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(NSINIT);
-        cmd.current_dir(self.path()).arg("exec").arg("-T").args(args);
+        cmd.current_dir(self.path())
+            .arg("exec")
+            .arg("-T")
+            .args(args);
         cmd.stdin(Stdio::null());
         cmd
     }
