@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod mounts;
 pub mod namespaces;
+pub mod network;
 pub mod process;
 pub mod state;
 pub mod sys;
@@ -44,6 +45,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Command(String),
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
     /// A step on nsinit's side failed.
     #[error("{0}")]
     Supervise(String),

@@ -16,12 +16,12 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::config::Config;
+use crate::config::{Config, Namespace};
 use crate::error::{describe, EXIT_SETUP, EXIT_SIGNAL_BASE};
 use crate::state::{self, ContainerDir, Record, StateDir};
 use crate::sys::{self, Forked};
 use crate::terminal::{self, RawMode};
-use crate::{namespaces, Error};
+use crate::{namespaces, network, Error};
 use channel::Message;
 pub use command::Command;
 
@@ -151,6 +151,8 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
         }
     };
     drop(child_end);
+    // While the child mounts its rootfs, give it its network.
+    connect_network(start.config, &container)?;
 
     let pty_master = match handshake_step(&parent_end, &mut container, "mount the rootfs")? {
         Message::Ready { pty_master } => pty_master,
@@ -163,6 +165,18 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
     container.kill_and_wait();
     published.remove();
     result
+}
+
+/// The container's network: a veth pair on the bridge when `network` is set, else (with its
+/// own network namespace) just `lo` up.
+fn connect_network(config: &Config, container: &Container) -> Result<(), Error> {
+    let (pid, pidfd) = (container.pid, container.pidfd.as_fd());
+    match &config.network {
+        Some(net) => network::setup(net, pidfd, pid, &network::host_veth_name(pid))?,
+        None if config.has(Namespace::Net) => network::loopback_up(pidfd, pid)?,
+        None => {}
+    }
+    Ok(())
 }
 
 /// From the container's `Ready` to its end: release it, see the command start, supervise.

@@ -2,5 +2,6 @@
 //! root print why and pass trivially when run without it.
 
 mod lifecycle;
+mod network;
 mod run;
 mod support;
