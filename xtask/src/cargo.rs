@@ -35,10 +35,13 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// `cargo` (the one running us, when known), in the workspace root.
+/// `cargo` (the one running us, when known), in the workspace root, with the target directory
+/// made absolute so every step agrees on it.
 pub fn cargo() -> Command {
     let mut command = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command.current_dir(workspace_root());
+    command
+        .current_dir(workspace_root())
+        .env("CARGO_TARGET_DIR", target_dir());
     command
 }
 
