@@ -54,7 +54,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut failed = Vec::new();
     for command in COMMANDS {
-        let line = command.join(" ");
+        let args: Vec<String> = command[1..].iter().map(|arg| arg.to_string()).collect();
+        let line = vm::guest::shell_command(command[0], &args);
         println!();
         println!("==> nsinit exec {line}");
         let status = Command::new(&nsinit)
