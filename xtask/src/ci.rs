@@ -1,5 +1,5 @@
-//! `cargo xtask ci`: prerequisites, format, lints and unit tests; with `--vm` also the
-//! conformance suite on this host and in QEMU.
+//! `cargo xtask ci`: prerequisites, format, lints, unit and integration tests, then the
+//! conformance suite on this host and in QEMU (`--no-vm` stops before the suite).
 
 use anyhow::Result;
 
@@ -8,7 +8,7 @@ use crate::cargo::{cargo, step};
 use crate::{host_test, prereqs, vm_test};
 
 pub fn run(mut args: Args) -> Result<()> {
-    let vm = args.flag("--vm");
+    let vm = !args.flag("--no-vm");
     args.finish()?;
 
     println!("==> prerequisites");
