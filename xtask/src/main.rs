@@ -16,8 +16,8 @@ const USAGE: &str = "\
 usage: cargo xtask COMMAND [OPTIONS]
 
 commands:
-  ci [--vm]           install prerequisites, then cargo fmt --check, clippy -D warnings and
-                      cargo test; with --vm also host-test and vm-test
+  ci [--no-vm]        install prerequisites, then cargo fmt --check, clippy -D warnings,
+                      cargo test, host-test and vm-test (--no-vm: stop after cargo test)
   sample              build nsinit and the sample rootfs, run the seed's container
   host-test           run the conformance suite on this host (root)
       --rootfs-tar PATH   use this rootfs tarball instead of the busybox rootfs
