@@ -4,6 +4,7 @@
 //! concern; `sys` holds the raw system calls and is the only module with `unsafe`.
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod config;
 pub mod error;
 pub mod mounts;
@@ -47,6 +48,10 @@ pub enum Error {
     Command(String),
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
+    #[error("stats: {0}")]
+    Stats(String),
     /// A step on nsinit's side failed.
     #[error("{0}")]
     Supervise(String),
@@ -105,8 +110,9 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
                 tty: options.tty.wanted(),
             });
         }
-        Some((state::Liveness::Gone(reason), _)) => {
+        Some((state::Liveness::Gone(reason), record)) => {
             eprintln!("nsinit: {}: removing stale state: {reason}", state::NSPID);
+            remove_stale_cgroup(&record);
             lock.clear();
             dir.remove_nspid();
         }
@@ -138,9 +144,64 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
             config: &config,
             command: &command,
             tty: options.tty.wanted(),
+            cgroup: cgroup_plan(&config, &dir),
         },
         lock,
     )
+}
+
+/// The cgroup a container gets: the configured one, or, without a pid namespace, one of
+/// nsinit's own (`nsinit/<dev>-<inode>`), through which its processes die with PID 1.
+fn cgroup_plan(
+    config: &config::Config,
+    dir: &state::ContainerDir,
+) -> Option<(PathBuf, cgroups::Limits)> {
+    match &config.cgroups {
+        Some(c) => Some((
+            c.path(),
+            cgroups::Limits {
+                memory: c.memory,
+                memory_swap: c.memory_swap,
+                cpu_shares: c.cpu_shares,
+            },
+        )),
+        None if !config.has(config::Namespace::Pid) => Some((
+            Path::new("nsinit").join(dir.id()),
+            cgroups::Limits::default(),
+        )),
+        None => None,
+    }
+}
+
+/// A dead container's leftovers in its cgroup (processes outside a pid namespace survive a
+/// SIGKILLed nsinit): kill them and remove the group.
+fn remove_stale_cgroup(record: &state::Record) {
+    let Some(path) = &record.cgroup else { return };
+    if let Ok(group) =
+        cgroups::Hierarchy::detect().and_then(|h| cgroups::Cgroup::open(&h, Path::new(path)))
+    {
+        let _ = group.kill_all();
+        let _ = group.remove();
+    }
+}
+
+/// `nsinit stats`: the running container's cgroup figures, as JSON.
+pub fn stats(dir: &Path) -> Result<String, Error> {
+    let dir = state::ContainerDir::open(dir).map_err(Error::State)?;
+    let lock = state::StateDir::lock(&dir).map_err(Error::State)?;
+    let record = lock
+        .read()
+        .filter(|record| matches!(state::check(record, &dir), state::Liveness::Alive { .. }))
+        .ok_or_else(|| {
+            Error::Stats(format!("no container is running in {}", dir.path.display()))
+        })?;
+    let path = record.cgroup.ok_or_else(|| {
+        Error::Stats(
+            "the running container has no cgroup (no `cgroups` in its container.json)".into(),
+        )
+    })?;
+    let group = cgroups::Cgroup::open(&cgroups::Hierarchy::detect()?, Path::new(&path))?;
+    Ok(serde_json::to_string_pretty(&group.stats()).expect("stats serialize"))
 }
 
 /// `dir/name` as the user would write it: `./container.json` for the current directory.

@@ -43,6 +43,8 @@ enum Command {
         )]
         command: Vec<OsString>,
     },
+    /// Print the running container's cgroup figures as JSON
+    Stats,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,10 @@ fn main() -> ExitCode {
                 _ => TtyMode::Auto,
             },
             command,
+        }),
+        Command::Stats => nsinit::stats(&cli.dir).map(|json| {
+            println!("{json}");
+            0
         }),
     };
     match result {

@@ -22,6 +22,7 @@ use nix::unistd::{chdir, fexecve};
 
 use super::channel::{self, Message};
 use super::{block_forwarded_signals, setup, supervise, Command, Container};
+use crate::cgroups::{Cgroup, Hierarchy};
 use crate::config::{self, Namespace};
 use crate::error::{describe, describe_io, StepContext, StepError, EXIT_SETUP};
 use crate::state::Record;
@@ -98,6 +99,8 @@ fn to_cstrings(items: impl Iterator<Item = OsString>) -> nix::Result<Vec<CString
 /// Join the container and run the command in it; returns nsinit's exit code.
 pub fn join(join: Join<'_>) -> Result<i32, Error> {
     let config = config::parse(Path::new("recorded container.json"), &join.record.config)?;
+    // Opened before entering the container's mount namespace, where cgroupfs is not visible.
+    let placement = Placement::of(join.record)?;
     let command = Command::new(join.command, &config.environment).map_err(Error::Command)?;
     let (parent_end, child_end) =
         channel::pair().map_err(|e| setup("create the join channel", e))?;
@@ -108,11 +111,20 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
         text: format!("join container of pid {}: {e}", join.record.pid),
     })?;
 
+    let born_in = match &placement {
+        Placement::Born(fd) => Some(fd.as_fd()),
+        _ => None,
+    };
     // SAFETY: nsinit is single-threaded: no thread is ever spawned on the join path.
-    let forked = unsafe { sys::clone3(0, None) };
+    let forked = unsafe { sys::clone3(0, born_in) };
     let mut child = match forked {
         Ok(Forked::Child) => {
             drop(parent_end);
+            if matches!(placement, Placement::Written(_))
+                && !matches!(child_end.recv(), Ok(Some(Message::Go)))
+            {
+                sys::exit_now(EXIT_SETUP);
+            }
             let failure = run_child(&command, pty.as_ref().map(|p| p.slave.as_fd()));
             let _ = child_end.send(&Message::Failed {
                 code: failure.0 as u8,
@@ -129,6 +141,24 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
         }
     };
     drop(child_end);
+    if let Placement::Written(procs) = &placement {
+        // The joining nsinit itself stays out of the container's cgroup: its memory must not
+        // count against the container's limit.
+        for mut file in procs {
+            std::io::Write::write_all(&mut file, child.pid.to_string().as_bytes()).map_err(
+                |e| {
+                    Error::Supervise(format!(
+                        "move joined process {} into the container's cgroup: {}",
+                        child.pid,
+                        describe_io(&e)
+                    ))
+                },
+            )?;
+        }
+        parent_end
+            .send(&Message::Go)
+            .map_err(|e| setup("release the joined process", e))?;
+    }
     let master = pty.map(|pty| pty.master);
     let host_stdin = std::io::stdin();
     let _raw_mode = master.as_ref().and_then(|master| {
@@ -149,6 +179,43 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
     }
     drop(parent_end);
     supervise::run(&mut child, &signals, master)
+}
+
+/// How the joined command gets into the container's cgroup.
+enum Placement {
+    /// The container has no cgroup.
+    None,
+    /// cgroup v2: born in it (`CLONE_INTO_CGROUP` with the group's directory).
+    Born(OwnedFd),
+    /// cgroup v1: its pid is written into these `cgroup.procs` before it may run.
+    Written(Vec<File>),
+}
+
+impl Placement {
+    fn of(record: &Record) -> Result<Placement, Error> {
+        let Some(path) = &record.cgroup else {
+            return Ok(Placement::None);
+        };
+        let hierarchy = Hierarchy::detect()?;
+        let group = Cgroup::open(&hierarchy, Path::new(path))?;
+        if let Some(fd) = group.dir_fd()? {
+            return Ok(Placement::Born(fd));
+        }
+        let Hierarchy::V1 { controllers } = &hierarchy else {
+            return Ok(Placement::None);
+        };
+        let mounts: std::collections::BTreeSet<_> = controllers.values().collect();
+        let procs = mounts
+            .into_iter()
+            .map(|mount| {
+                let file = mount.join(path).join("cgroup.procs");
+                File::options().write(true).open(&file).map_err(|e| {
+                    Error::Supervise(format!("open {}: {}", file.display(), describe_io(&e)))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Placement::Written(procs))
+    }
 }
 
 /// Enter the container in this process: namespaces, cwd, capabilities, pty. Everything

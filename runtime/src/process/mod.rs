@@ -8,7 +8,7 @@ pub mod join;
 mod supervise;
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -16,6 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::cgroups::{Cgroup, Hierarchy, Limits};
 use crate::config::{Config, Namespace};
 use crate::error::{describe, EXIT_SETUP, EXIT_SIGNAL_BASE};
 use crate::state::{self, ContainerDir, Record, StateDir};
@@ -52,6 +53,8 @@ pub struct Start<'a> {
     pub config: &'a Config,
     pub command: &'a Command,
     pub tty: bool,
+    /// The container's cgroup (relative path and limits), when it gets one.
+    pub cgroup: Option<(PathBuf, Limits)>,
 }
 
 /// The container's first process, seen from nsinit. Until [`Container::wait`] has reaped it,
@@ -127,9 +130,22 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
         .set_timeout(HANDSHAKE_TIMEOUT)
         .map_err(|e| setup("set the start channel timeout", e))?;
     let signals = block_forwarded_signals()?;
+    let cgroup = match &start.cgroup {
+        Some((path, limits)) => Some(OwnedCgroup(Some(Cgroup::create(
+            &Hierarchy::detect()?,
+            path,
+            limits,
+        )?))),
+        None => None,
+    };
+    // cgroup v2: the child is born in its group (CLONE_INTO_CGROUP); v1: moved in below.
+    let cgroup_fd = match &cgroup {
+        Some(group) => group.get().dir_fd()?,
+        None => None,
+    };
 
     // SAFETY: nsinit is single-threaded: no thread is ever spawned on the start path.
-    let forked = unsafe { sys::clone3(flags, None) };
+    let forked = unsafe { sys::clone3(flags, cgroup_fd.as_ref().map(|fd| fd.as_fd())) };
     let mut container = match forked {
         Ok(Forked::Child) => {
             drop(parent_end);
@@ -158,13 +174,72 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
         Message::Ready { pty_master } => pty_master,
         other => return Err(protocol_error(&other)),
     };
+    if let (Some(group), None) = (&cgroup, &cgroup_fd) {
+        // After the mounts, so that the kernel memory they take is not charged to the
+        // container's (possibly tiny) limit; before the command, so it cannot escape.
+        group.get().attach(container.pid)?;
+    }
     // Joinable now: record it, publish .nspid, and let other nsinit invocations in.
-    let published = Published::new(start.dir, &state, start.config_text, container.pid)?;
+    let cgroup_path = cgroup
+        .as_ref()
+        .map(|g| g.get().path().display().to_string());
+    let published = Published::new(
+        start.dir,
+        &state,
+        start.config_text,
+        container.pid,
+        cgroup_path,
+    )?;
     drop(state);
     let result = run_started(&parent_end, &mut container, &signals, pty_master);
     container.kill_and_wait();
+    let result = match cgroup {
+        Some(group) => group.finish(result),
+        None => result,
+    };
     published.remove();
     result
+}
+
+/// The container's cgroup, owned by nsinit: whatever happens, the processes in it are
+/// killed and the group is removed when this goes.
+struct OwnedCgroup(Option<Cgroup>);
+
+impl OwnedCgroup {
+    fn get(&self) -> &Cgroup {
+        self.0.as_ref().expect("present until finish or drop")
+    }
+
+    /// PID 1 has exited: kill what is left in the group (all of it without a pid namespace),
+    /// say so if the memory limit killed something, remove the group.
+    fn finish(mut self, result: Result<i32, Error>) -> Result<i32, Error> {
+        let group = self.0.take().expect("present until finish or drop");
+        let killed = group.kill_all();
+        let oom_kills = group.oom_kills();
+        if oom_kills > 0 {
+            let limit = group
+                .memory_limit()
+                .map_or("its".to_string(), |bytes| format!("{bytes} bytes"));
+            eprintln!(
+                "nsinit: the container hit its memory limit ({limit}, cgroups.memory): the \
+                 kernel killed {oom_kills} of its processes"
+            );
+        }
+        let removed = group.remove();
+        let code = result?;
+        killed?;
+        removed?;
+        Ok(code)
+    }
+}
+
+impl Drop for OwnedCgroup {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            let _ = group.kill_all();
+            let _ = group.remove();
+        }
+    }
 }
 
 /// The container's network: a veth pair on the bridge when `network` is set, else (with its
@@ -222,6 +297,7 @@ impl<'a> Published<'a> {
         state: &StateDir,
         config_text: &str,
         pid: Pid,
+        cgroup: Option<String>,
     ) -> Result<Self, Error> {
         let start_time = state::start_time(pid).ok_or_else(|| {
             Error::Supervise(format!("read the start time of container process {pid}"))
@@ -231,7 +307,7 @@ impl<'a> Published<'a> {
                 pid: pid.as_raw(),
                 start_time,
                 config: config_text.to_string(),
-                cgroup: None,
+                cgroup,
             })
             .map_err(Error::State)?;
         let published = Published { dir, pid };

@@ -102,21 +102,35 @@ impl Scratch {
 }
 
 impl Drop for Scratch {
+    /// Also after a failed assertion: kill the spawned processes and their forks (whatever is
+    /// still in this test's groups: only this test put processes there), then remove the
+    /// groups, retrying while the kernel lets the dead go.
     fn drop(&mut self) {
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let mut dirs = Vec::new();
         for mount in mounts(&self.h) {
             let parent = mount.join(&self.parent);
             if let Ok(entries) = fs::read_dir(&parent) {
-                for entry in entries.flatten() {
-                    if entry.path().is_dir() {
-                        let _ = fs::remove_dir(entry.path());
-                    }
-                }
+                dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
             }
-            let _ = fs::remove_dir(&parent);
+            dirs.push(parent);
+        }
+        for dir in &dirs {
+            let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.split_whitespace().filter_map(|p| p.parse().ok()) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for dir in &dirs {
+            while fs::remove_dir(dir).is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY))
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 }

@@ -235,3 +235,39 @@ fn joining_nsinit_runs_from_a_sealed_copy() {
     first.wait().unwrap();
     joined.wait().unwrap();
 }
+
+/// Without a pid namespace the kernel does not kill the container with PID 1: nsinit does,
+/// through the cgroup it gives such a container.
+#[test]
+fn without_newpid_everything_dies_with_pid_1_through_the_cgroup() {
+    if !root_or_skip() {
+        return;
+    }
+    let config = with_field(seed(), "namespaces", r#"["NEWNS","NEWUTS","NEWIPC"]"#);
+    let c = Container::new(&config);
+    let mut first = c
+        .exec(&["sh", "-c", "sleep 300 & echo $! > /bg; sleep 1"])
+        .spawn()
+        .unwrap();
+    c.wait_for_nspid();
+    let mut joined = c.exec(&["sleep", "300"]).spawn().unwrap();
+    wait_until(Duration::from_secs(10), || c.file("bg").exists());
+    let background: i32 = std::fs::read_to_string(c.file("bg"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(first.wait().unwrap().success());
+    assert_eq!(joined.wait().unwrap().code(), Some(137));
+    wait_until(Duration::from_secs(5), || !alive(background));
+    // nsinit leaves the shared parent in place; this test made it, so it removes it (an
+    // rmdir that fails while another test still uses it).
+    for mount in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(mount.path().join("nsinit"));
+    }
+    let _ = std::fs::remove_dir("/sys/fs/cgroup/nsinit");
+}
