@@ -95,9 +95,18 @@ impl Scratch {
             .unwrap()
     }
 
-    /// Wait for a spawned process and return the signal that killed it, if one did.
+    /// Wait (at most 10 s) for a spawned process and return the signal that killed it, if
+    /// one did.
     fn wait_signal(&mut self, pid: Pid) -> Option<i32> {
-        self.child(pid).wait().unwrap().signal()
+        let child = self.child(pid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.signal();
+            }
+            assert!(Instant::now() < deadline, "process {pid} still runs");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
