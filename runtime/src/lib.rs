@@ -157,14 +157,7 @@ fn cgroup_plan(
     dir: &state::ContainerDir,
 ) -> Option<(PathBuf, cgroups::Limits)> {
     match &config.cgroups {
-        Some(c) => Some((
-            c.path(),
-            cgroups::Limits {
-                memory: c.memory,
-                memory_swap: c.memory_swap,
-                cpu_shares: c.cpu_shares,
-            },
-        )),
+        Some(c) => Some((c.path(), cgroups::Limits::from(c))),
         None if !config.has(config::Namespace::Pid) => Some((
             Path::new("nsinit").join(dir.id()),
             cgroups::Limits::default(),
