@@ -100,7 +100,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
         Some((state::Liveness::Alive { pidfd }, record)) => {
             if !process::join::running_sealed() {
                 drop(lock);
-                return Err(process::join::reexec_sealed());
+                return Err(process::join::reexec_sealed(&record));
             }
             drop(lock);
             return process::join::join(process::join::Join {

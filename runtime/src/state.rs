@@ -153,6 +153,10 @@ pub struct Record {
     pub config: String,
     /// The container's cgroup, relative to the hierarchy root.
     pub cgroup: Option<String>,
+    /// `(supervisor pid, fd)`: a sealed memfd copy of nsinit that the supervising nsinit
+    /// keeps once the container has run a while, so that joins need not copy the binary.
+    #[serde(default)]
+    pub sealed_exe: Option<(i32, i32)>,
 }
 
 /// The state directory of one container directory, locked for as long as this lives.
@@ -292,6 +296,7 @@ mod tests {
             start_time: start_time(me).unwrap(),
             config: "{}".into(),
             cgroup: None,
+            sealed_exe: None,
         };
         assert!(matches!(check(&record, &dir), Liveness::Gone(_)));
         let reused = Record {

@@ -48,19 +48,20 @@ pub fn running_sealed() -> bool {
 }
 
 /// Replace this process with the same nsinit invocation, run from a sealed memfd copy of the
-/// binary. Returns only on failure.
-pub fn reexec_sealed() -> Error {
-    let reexec =
-        copy_to_sealed_memfd().and_then(|memfd| -> nix::Result<std::convert::Infallible> {
-            let args = to_cstrings(std::env::args_os())?;
-            let env = to_cstrings(std::env::vars_os().map(|(k, v)| {
-                let mut kv = k;
-                kv.push("=");
-                kv.push(v);
-                kv
-            }))?;
-            fexecve(memfd, &args, &env)
-        });
+/// binary: the one the container's supervisor keeps (see [`Record::sealed_exe`]) when it is
+/// there and sealed, else a fresh copy. Returns only on failure.
+pub fn reexec_sealed(record: &Record) -> Error {
+    let sealed = supervisors_copy(record).map_or_else(copy_to_sealed_memfd, Ok);
+    let reexec = sealed.and_then(|memfd| -> nix::Result<std::convert::Infallible> {
+        let args = to_cstrings(std::env::args_os())?;
+        let env = to_cstrings(std::env::vars_os().map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            kv
+        }))?;
+        fexecve(memfd, &args, &env)
+    });
     match reexec {
         Err(errno) => Error::Supervise(format!(
             "run nsinit from a sealed copy before joining: {}",
@@ -70,7 +71,30 @@ pub fn reexec_sealed() -> Error {
     }
 }
 
-fn copy_to_sealed_memfd() -> nix::Result<OwnedFd> {
+/// The sealed copy held by the supervisor of the container's PID 1, if the record names one,
+/// that supervisor is PID 1's parent, and the fd is a memfd with every seal set.
+fn supervisors_copy(record: &Record) -> Option<OwnedFd> {
+    let (supervisor, fd) = record.sealed_exe?;
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", record.pid)).ok()?;
+    let ppid: i32 = stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    if ppid != supervisor {
+        return None;
+    }
+    let file = File::open(format!("/proc/{supervisor}/fd/{fd}")).ok()?;
+    let seals = SealFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GET_SEALS).ok()?);
+    let all = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    seals.contains(all).then(|| file.into())
+}
+
+/// A sealed memfd holding a copy of the running nsinit binary: nobody can change its bytes.
+pub(crate) fn copy_to_sealed_memfd() -> nix::Result<OwnedFd> {
     let memfd = memfd_create(
         c"nsinit",
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
@@ -178,7 +202,7 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
         Err(e) => return Err(setup("wait for the joined command to start", e)),
     }
     drop(parent_end);
-    supervise::run(&mut child, &signals, master)
+    supervise::run(&mut child, &signals, master, None)
 }
 
 /// How the joined command gets into the container's cgroup.

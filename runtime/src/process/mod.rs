@@ -7,7 +7,7 @@ pub mod command;
 pub mod join;
 mod supervise;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -191,7 +191,15 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
         cgroup_path,
     )?;
     drop(state);
-    let result = run_started(&parent_end, &mut container, &signals, pty_master);
+    let mut sealed_exe = None;
+    let mut keep_sealed_copy = || sealed_exe = published.offer_sealed_copy();
+    let result = run_started(
+        &parent_end,
+        &mut container,
+        &signals,
+        pty_master,
+        &mut keep_sealed_copy,
+    );
     container.kill_and_wait();
     let result = match cgroup {
         Some(group) => group.finish(result),
@@ -260,6 +268,7 @@ fn run_started(
     container: &mut Container,
     signals: &SignalFd,
     pty_master: Option<OwnedFd>,
+    idle: &mut dyn FnMut(),
 ) -> Result<i32, Error> {
     let host_stdin = std::io::stdin();
     let _raw_mode = pty_master.as_ref().and_then(|master| {
@@ -281,7 +290,7 @@ fn run_started(
         Ok(Some(other)) => return Err(protocol_error(&other)),
         Err(e) => return Err(setup("wait for the command to start", e)),
     }
-    supervise::run(container, signals, pty_master)
+    supervise::run(container, signals, pty_master, Some(idle))
 }
 
 /// A container made public: its record in the state directory and `.nspid` in its directory.
@@ -308,6 +317,7 @@ impl<'a> Published<'a> {
                 start_time,
                 config: config_text.to_string(),
                 cgroup,
+                sealed_exe: None,
             })
             .map_err(Error::State)?;
         let published = Published { dir, pid };
@@ -316,6 +326,18 @@ impl<'a> Published<'a> {
             return Err(Error::State(e));
         }
         Ok(published)
+    }
+
+    /// Make a sealed copy of nsinit for joins to run from and name it in the record. Done
+    /// once the container has run a while, off the start path. The fd must stay open for as
+    /// long as the container lives.
+    fn offer_sealed_copy(&self) -> Option<OwnedFd> {
+        let memfd = join::copy_to_sealed_memfd().ok()?;
+        let state = StateDir::lock(self.dir).ok()?;
+        let mut record = state.read().filter(|r| r.pid == self.pid.as_raw())?;
+        record.sealed_exe = Some((std::process::id() as i32, memfd.as_raw_fd()));
+        state.write(&record).ok()?;
+        Some(memfd)
     }
 
     fn remove(self) {

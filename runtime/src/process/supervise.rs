@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -13,11 +14,17 @@ use super::Container;
 use crate::error::describe;
 use crate::{sys, terminal, Error};
 
-/// Run until PID 1 exits; returns nsinit's exit code.
+/// How long the command must have run before [`run`] calls its idle hook: a short-lived
+/// container never pays for what the hook does.
+const IDLE_AFTER: Duration = Duration::from_millis(20);
+
+/// Run until PID 1 exits; returns nsinit's exit code. `idle` runs once, if the command is
+/// still running [`IDLE_AFTER`] the start.
 pub fn run(
     container: &mut Container,
     signals: &SignalFd,
     pty_master: Option<OwnedFd>,
+    mut idle: Option<&mut dyn FnMut()>,
 ) -> Result<i32, Error> {
     let stdin = std::io::stdin();
     let mut relay = pty_master.map(|master| Relay {
@@ -38,9 +45,20 @@ pub fn run(
                 fds.push(PollFd::new(relay.master.as_fd(), PollFlags::POLLIN));
             }
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        let timeout = match idle {
+            Some(_) => PollTimeout::try_from(IDLE_AFTER).expect("fits"),
+            None => PollTimeout::NONE,
+        };
+        match poll(&mut fds, timeout) {
             Err(nix::Error::EINTR) => continue,
             Err(e) => return Err(Error::Supervise(format!("poll: {}", describe(e)))),
+            Ok(0) => {
+                drop(fds);
+                if let Some(hook) = idle.take() {
+                    hook();
+                }
+                continue;
+            }
             Ok(_) => {}
         }
         let ready: Vec<bool> = fds

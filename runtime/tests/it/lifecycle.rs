@@ -157,7 +157,8 @@ fn concurrent_first_starts_make_one_container() {
     let c = Container::new(seed());
     let children: Vec<_> = (0..8)
         .map(|_| {
-            c.exec(&["sh", "-c", "readlink /proc/self/ns/pid; sleep 1"])
+            // PID 1 stays long enough for eight joins on a loaded machine.
+            c.exec(&["sh", "-c", "readlink /proc/self/ns/pid; sleep 3"])
                 .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()
