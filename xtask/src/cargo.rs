@@ -55,6 +55,39 @@ pub fn step(what: &str, command: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// `cargo build --release` of `packages`' binaries, linked statically (`crt-static`).
+fn static_build(packages: &[&str]) -> Command {
+    let mut command = cargo();
+    command
+        .args(["build", "--release", "--target", STATIC_TARGET])
+        .args(packages.iter().flat_map(|p| ["-p", p]))
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    command
+}
+
+fn static_dir() -> PathBuf {
+    target_dir().join(STATIC_TARGET).join("release")
+}
+
+/// The release nsinit, as `cargo build --release -p nsinit` makes it.
+pub fn build_release_nsinit() -> Result<PathBuf> {
+    step(
+        "cargo build --release -p nsinit",
+        cargo().args(["build", "--release", "-p", "nsinit"]),
+    )?;
+    Ok(target_dir().join("release/nsinit"))
+}
+
+/// The release nsinit, linked statically.
+pub fn build_static_nsinit() -> Result<PathBuf> {
+    step(
+        &format!("cargo build --release --target {STATIC_TARGET} -p nsinit (static)"),
+        &mut static_build(&["nsinit"]),
+    )?;
+    Ok(static_dir().join("nsinit"))
+}
+
 /// The static (`crt-static`) release binaries the suite runs, on a host or in the VM.
 pub struct StaticBinaries {
     pub nsinit: PathBuf,
@@ -65,14 +98,10 @@ pub struct StaticBinaries {
 
 /// Builds nsinit, the conformance driver and probe, and the VM's `guest-init`, statically.
 pub fn build_static() -> Result<StaticBinaries> {
-    let mut command = cargo();
-    command
-        .args(["build", "--release", "--target", STATIC_TARGET])
-        .args(["-p", "nsinit", "-p", "conformance", "-p", "vm", "--bins"])
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let mut command = static_build(&["nsinit", "conformance", "vm"]);
+    command.arg("--bins");
     step(&format!("cargo build --release --target {STATIC_TARGET} (static nsinit, conformance, guest-init)"), &mut command)?;
-    let dir = target_dir().join(STATIC_TARGET).join("release");
+    let dir = static_dir();
     Ok(StaticBinaries {
         nsinit: dir.join("nsinit"),
         driver: dir.join("nsinit-conformance"),

@@ -1,11 +1,14 @@
 //! `cargo xtask`: the project's automation (ci, sample, host-test, vm-test, bench).
 
 mod args;
+mod bench;
 mod cargo;
 mod ci;
 mod host_test;
 mod prereqs;
+mod procfs;
 mod sample;
+mod standin;
 mod vm_test;
 
 use std::process::ExitCode;
@@ -18,7 +21,8 @@ usage: cargo xtask COMMAND [OPTIONS]
 commands:
   ci [--no-vm]        install prerequisites, then cargo fmt --check, clippy -D warnings,
                       cargo test, host-test and vm-test (--no-vm: stop after cargo test)
-  sample              build nsinit and the sample rootfs, run the seed's container
+  sample              build nsinit and the sample rootfs, run the seed's container (root)
+                      in a throwaway network namespace with a docker0 bridge; show what it saw
   host-test           run the conformance suite on this host (root)
       --rootfs-tar PATH   use this rootfs tarball instead of the busybox rootfs
       --filter S          only the checks whose name contains S
@@ -32,7 +36,12 @@ commands:
       --accel tcg|kvm     accelerator (default tcg: KVM hangs on some hosts)
       --cpus N            vCPUs (default 2)
       --timeout SECS      kill a boot after this long (default 150)
-  bench               (not implemented yet)";
+  bench               time nsinit against the kernel floor, runc, crun and nsenter (root):
+                      start, join, supervisor memory, 1/10/100 containers at once; prints
+                      markdown tables and the targets, writes target/bench/latest.json
+      --rounds N          measured rounds per comparison, after 3 warm-ups (default 100)
+      --scale-rounds N    timed batches of each size (default 5)
+      --only LIST         only these sections: start,join,memory,scale";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -43,7 +52,7 @@ fn main() -> ExitCode {
         "sample" => sample::run(args),
         "host-test" => host_test::run(args),
         "vm-test" => vm_test::run(args),
-        "bench" => Err(anyhow::anyhow!("bench: not implemented yet")),
+        "bench" => bench::run(args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -10,6 +10,14 @@ use anyhow::{anyhow, bail, Result};
 pub const BUSYBOX: &str = "busybox-static";
 /// `qemu-system-x86_64`, for vm-test.
 pub const QEMU: &str = "qemu-system-x86";
+/// `ip`, for the stand-in host's network namespace and bridge (sample, bench).
+pub const IPROUTE: &str = "iproute2";
+/// The runtimes the bench measures nsinit against.
+pub const RUNC: &str = "runc";
+pub const CRUN: &str = "crun";
+/// gcc and a static libc, for the bench's C programs (the kernel floor, crun's wrapper).
+pub const GCC: &str = "gcc";
+pub const LIBC_DEV: &str = "libc6-dev";
 
 /// Installs the missing `packages` (as root), or fails saying what is missing and how to
 /// install it.

@@ -1,0 +1,75 @@
+//! nsinit's container.json for each contender: the seed's sample without `network` and
+//! `cgroups` (fixture `seed-no-net-cgroups`), plus the sections a row adds back.
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::standin::{BRIDGE, GATEWAY, PREFIX};
+
+/// The cgroup parent of every group the bench makes (its own, removed afterwards).
+pub const CGROUP_PARENT: &str = "nsinit-bench";
+/// The memory limit of the bench's groups: 64 MiB.
+pub const MEMORY: u64 = 64 << 20;
+
+/// The seed's five namespaces, hostname, environment and dropped capabilities; with
+/// `cgroup`, the group `nsinit-bench/<cgroup>` limited to 64 MiB; with `address`, an `eth0`
+/// with that address on the stand-in host's bridge.
+pub fn container_json(cgroup: Option<&str>, address: Option<&str>) -> Result<String> {
+    let base = fixtures::config("seed-no-net-cgroups")
+        .context("fixture seed-no-net-cgroups is missing")?;
+    let mut config: Value = serde_json::from_str(base)?;
+    let object = config
+        .as_object_mut()
+        .context("seed-no-net-cgroups is not an object")?;
+    if let Some(name) = cgroup {
+        object.insert(
+            "cgroups".into(),
+            json!({ "name": name, "parent": CGROUP_PARENT, "memory": MEMORY }),
+        );
+    }
+    if let Some(address) = address {
+        object.insert(
+            "network".into(),
+            json!({ "address": format!("{address}/{PREFIX}"), "gateway": GATEWAY, "bridge": BRIDGE, "mtu": 1500 }),
+        );
+    }
+    Ok(serde_json::to_string_pretty(&config)?)
+}
+
+/// The address of container `i` of a scale batch: 172.17.0.2 and up.
+pub fn scale_address(i: usize) -> String {
+    let host = i + 2;
+    format!("172.17.{}.{}", host / 256, host % 256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_are_added_to_the_seed_without_them() {
+        let bare: Value = serde_json::from_str(&container_json(None, None).unwrap()).unwrap();
+        assert_eq!(bare["hostname"], "koye");
+        assert_eq!(bare["namespaces"].as_array().unwrap().len(), 5);
+        assert!(bare.get("cgroups").is_none() && bare.get("network").is_none());
+
+        let full: Value =
+            serde_json::from_str(&container_json(Some("bench-7"), Some("172.17.0.9")).unwrap())
+                .unwrap();
+        assert_eq!(
+            full["cgroups"],
+            json!({ "name": "bench-7", "parent": "nsinit-bench", "memory": 67108864 })
+        );
+        assert_eq!(
+            full["network"],
+            json!({ "address": "172.17.0.9/16", "gateway": "172.17.42.1", "bridge": "docker0", "mtu": 1500 })
+        );
+    }
+
+    #[test]
+    fn scale_addresses_are_distinct_and_skip_the_network_address() {
+        assert_eq!(scale_address(0), "172.17.0.2");
+        assert_eq!(scale_address(99), "172.17.0.101");
+        assert_eq!(scale_address(300), "172.17.1.46");
+    }
+}

@@ -1,0 +1,545 @@
+//! The bench's results as markdown tables, targets with PASS/MISS, and JSON. No I/O.
+
+use serde_json::{json, Value};
+
+use super::stats::{delta_ms, mib, ms, ratio, times, Summary};
+
+/// One contender of a timed comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeRow {
+    pub name: String,
+    pub summary: Option<Summary>,
+    /// Runs that failed after the warm-ups (not in the summary).
+    pub failures: usize,
+    /// Why there are no numbers (the contender failed its warm-up, or is missing).
+    pub unavailable: Option<String>,
+    pub samples: Vec<f64>,
+}
+
+impl TimeRow {
+    pub fn median(&self) -> Option<f64> {
+        self.summary.map(|s| s.median)
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "median_ms": self.summary.map(|s| s.median),
+            "min_ms": self.summary.map(|s| s.min),
+            "max_ms": self.summary.map(|s| s.max),
+            "runs": self.summary.map_or(0, |s| s.n),
+            "failures": self.failures,
+            "unavailable": self.unavailable,
+            "samples_ms": self.samples,
+        })
+    }
+}
+
+/// A row's median in the table's rows, by name.
+pub fn median_of(rows: &[TimeRow], name: &str) -> Option<f64> {
+    rows.iter().find(|r| r.name == name)?.median()
+}
+
+/// `| contender | median | min | max | ratio to REFERENCE |`.
+pub fn time_table(rows: &[TimeRow], reference: &str) -> String {
+    let reference_median = median_of(rows, reference);
+    let mut out = format!(
+        "| contender | median | min | max | ratio to {reference} |\n|---|--:|--:|--:|--:|\n"
+    );
+    for row in rows {
+        let name = match row.failures {
+            0 => row.name.clone(),
+            1 => format!("{} (1 failed run)", row.name),
+            n => format!("{} ({n} failed runs)", row.name),
+        };
+        let line = match (row.summary, &row.unavailable) {
+            (Some(s), _) => {
+                let r = reference_median.and_then(|m| ratio(s.median, m));
+                format!(
+                    "| {name} | {} | {} | {} | {} |",
+                    ms(s.median),
+                    ms(s.min),
+                    ms(s.max),
+                    r.map_or("-".into(), times)
+                )
+            }
+            (None, reason) => format!(
+                "| {name} | {} | - | - | - |",
+                reason.as_deref().unwrap_or("no successful run")
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The memory of one supervising process while its container runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryRow {
+    pub name: String,
+    /// VmRSS in KiB.
+    pub rss: Option<Summary>,
+    /// RssAnon in KiB.
+    pub anon: Option<Summary>,
+    pub unavailable: Option<String>,
+}
+
+impl MemoryRow {
+    fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "rss_kib_median": self.rss.map(|s| s.median),
+            "rss_kib_min": self.rss.map(|s| s.min),
+            "rss_kib_max": self.rss.map(|s| s.max),
+            "rss_anon_kib_median": self.anon.map(|s| s.median),
+            "samples": self.rss.map_or(0, |s| s.n),
+            "unavailable": self.unavailable,
+        })
+    }
+}
+
+pub fn memory_table(rows: &[MemoryRow], reference: &str) -> String {
+    let reference_rss = rows
+        .iter()
+        .find(|r| r.name == reference)
+        .and_then(|r| r.rss)
+        .map(|s| s.median);
+    let mut out =
+        format!("| supervisor | VmRSS | RssAnon | RSS ratio to {reference} |\n|---|--:|--:|--:|\n");
+    for row in rows {
+        let line = match (row.rss, row.anon) {
+            (Some(rss), Some(anon)) => format!(
+                "| {} | {} | {} | {} |",
+                row.name,
+                mib(rss.median),
+                mib(anon.median),
+                reference_rss
+                    .and_then(|m| ratio(rss.median, m))
+                    .map_or("-".into(), times)
+            ),
+            _ => format!(
+                "| {} | {} | - | - |",
+                row.name,
+                row.unavailable.as_deref().unwrap_or("no sample")
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// What a batch of containers left behind once all had exited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    pub veths: usize,
+    pub cgroups: usize,
+    pub nspid: usize,
+    pub state: usize,
+    pub processes: usize,
+}
+
+impl Leftovers {
+    pub fn total(&self) -> usize {
+        self.veths + self.cgroups + self.nspid + self.state + self.processes
+    }
+
+    /// The worse of two counts, field by field.
+    pub fn max(self, other: Leftovers) -> Leftovers {
+        Leftovers {
+            veths: self.veths.max(other.veths),
+            cgroups: self.cgroups.max(other.cgroups),
+            nspid: self.nspid.max(other.nspid),
+            state: self.state.max(other.state),
+            processes: self.processes.max(other.processes),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            (self.veths, "veth"),
+            (self.cgroups, "cgroup"),
+            (self.nspid, ".nspid"),
+            (self.state, "state record"),
+            (self.processes, "process"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if parts.is_empty() {
+            "0".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// N containers started at once, over several batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleRow {
+    pub containers: usize,
+    /// Wall time of a batch, spawn of the first to the exit of the last (ms).
+    pub wall: Summary,
+    pub failures: usize,
+    /// The worst batch.
+    pub leftovers: Leftovers,
+    /// How long the kernel took to delete the batch's veths after the last exit (median ms).
+    pub veths_gone: Option<f64>,
+    pub first_error: Option<String>,
+}
+
+impl ScaleRow {
+    pub fn per_container(&self) -> f64 {
+        self.wall.median / self.containers as f64
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "containers": self.containers,
+            "batches": self.wall.n,
+            "wall_ms_median": self.wall.median,
+            "wall_ms_min": self.wall.min,
+            "wall_ms_max": self.wall.max,
+            "per_container_ms": self.per_container(),
+            "failures": self.failures,
+            "first_error": self.first_error,
+            "leftovers": {
+                "veths": self.leftovers.veths,
+                "cgroups": self.leftovers.cgroups,
+                "nspid": self.leftovers.nspid,
+                "state": self.leftovers.state,
+                "processes": self.leftovers.processes,
+            },
+            "veths_gone_ms_median": self.veths_gone,
+        })
+    }
+}
+
+pub fn scale_table(rows: &[ScaleRow]) -> String {
+    let single = rows
+        .iter()
+        .find(|r| r.containers == 1)
+        .map(ScaleRow::per_container);
+    let mut out = String::from(
+        "| containers | wall (median) | min | max | per container | ratio to 1 | failures | leftovers | veths gone after |\n\
+         |--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for row in rows {
+        let per = row.per_container();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.containers,
+            ms(row.wall.median),
+            ms(row.wall.min),
+            ms(row.wall.max),
+            ms(per),
+            single.and_then(|s| ratio(per, s)).map_or("-".into(), times),
+            row.failures,
+            row.leftovers.describe(),
+            row.veths_gone.map_or("-".into(), ms)
+        ));
+    }
+    out
+}
+
+/// The numbers the targets are checked against; `None` where a contender had no numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Measured {
+    pub floor: Option<f64>,
+    pub bare: Option<f64>,
+    /// The static build's bare start, shown next to the bare targets.
+    pub bare_static: Option<f64>,
+    pub cgroups: Option<f64>,
+    pub network: Option<f64>,
+    pub runc: Option<f64>,
+    pub join: Option<f64>,
+    pub nsenter: Option<f64>,
+    pub rss: Option<f64>,
+    pub crun_rss: Option<f64>,
+    pub per_container_1: Option<f64>,
+    pub per_container_100: Option<f64>,
+    pub scale_failures: Option<usize>,
+    pub scale_leftovers: Option<usize>,
+}
+
+/// One target: what it demands, what was measured, and whether it holds (`None`: could not
+/// be measured).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub what: &'static str,
+    pub measured: String,
+    pub pass: Option<bool>,
+}
+
+impl Target {
+    fn at_most(
+        what: &'static str,
+        value: Option<f64>,
+        limit: f64,
+        show: fn(f64) -> String,
+    ) -> Target {
+        Target {
+            what,
+            measured: value.map_or("not measured".into(), show),
+            pass: value.map(|v| v <= limit),
+        }
+    }
+
+    /// Appends `(static build: X)` to what was measured.
+    fn with_static(mut self, value: Option<f64>, show: fn(f64) -> String) -> Target {
+        if let Some(value) = value {
+            self.measured = format!("{} (static build: {})", self.measured, show(value));
+        }
+        self
+    }
+
+    fn zero(what: &'static str, count: Option<usize>) -> Target {
+        Target {
+            what,
+            measured: count.map_or("not measured".into(), |n| n.to_string()),
+            pass: count.map(|n| n == 0),
+        }
+    }
+
+    fn verdict(&self) -> &'static str {
+        match self.pass {
+            Some(true) => "PASS",
+            Some(false) => "MISS",
+            None => "n/a",
+        }
+    }
+}
+
+/// Every target of issue 8 with its measured ratio or difference.
+pub fn targets(m: &Measured) -> Vec<Target> {
+    let quotient = |a: Option<f64>, b: Option<f64>| ratio(a?, b?);
+    let minus = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+    vec![
+        Target::at_most(
+            "start, bare: nsinit ≤ 2.0x the kernel floor",
+            quotient(m.bare, m.floor),
+            2.0,
+            times,
+        )
+        .with_static(quotient(m.bare_static, m.floor), times),
+        Target::at_most(
+            "start, bare: nsinit ≤ 0.25x runc",
+            quotient(m.bare, m.runc),
+            0.25,
+            times,
+        )
+        .with_static(quotient(m.bare_static, m.runc), times),
+        Target::at_most(
+            "start with cgroups ≤ bare + 3 ms",
+            minus(m.cgroups, m.bare),
+            3.0,
+            delta_ms,
+        ),
+        Target::at_most(
+            "start with network ≤ bare + 3 ms",
+            minus(m.network, m.bare),
+            3.0,
+            delta_ms,
+        ),
+        Target::at_most(
+            "join: nsinit ≤ 2.0x nsenter",
+            quotient(m.join, m.nsenter),
+            2.0,
+            times,
+        ),
+        Target::at_most(
+            "supervisor RSS: nsinit ≤ crun",
+            quotient(m.rss, m.crun_rss),
+            1.0,
+            times,
+        ),
+        Target::at_most(
+            "scale: per container at 100 ≤ 1.5x at 1",
+            quotient(m.per_container_100, m.per_container_1),
+            1.5,
+            times,
+        ),
+        Target::zero("scale: failures", m.scale_failures),
+        Target::zero("scale: leftovers", m.scale_leftovers),
+    ]
+}
+
+pub fn targets_table(targets: &[Target]) -> String {
+    let mut out = String::from("| target | measured | result |\n|---|--:|:-:|\n");
+    for t in targets {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            t.what,
+            t.measured,
+            t.verdict()
+        ));
+    }
+    out
+}
+
+pub fn targets_json(targets: &[Target]) -> Value {
+    Value::Array(
+        targets
+            .iter()
+            .map(|t| json!({ "target": t.what, "measured": t.measured, "pass": t.pass }))
+            .collect(),
+    )
+}
+
+pub fn rows_json(rows: &[TimeRow]) -> Value {
+    Value::Array(rows.iter().map(TimeRow::to_json).collect())
+}
+
+pub fn memory_json(rows: &[MemoryRow]) -> Value {
+    Value::Array(rows.iter().map(MemoryRow::to_json).collect())
+}
+
+pub fn scale_json(rows: &[ScaleRow]) -> Value {
+    Value::Array(rows.iter().map(ScaleRow::to_json).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::stats::summarize;
+
+    fn row(name: &str, samples: &[f64]) -> TimeRow {
+        TimeRow {
+            name: name.into(),
+            summary: summarize(samples),
+            failures: 0,
+            unavailable: None,
+            samples: samples.to_vec(),
+        }
+    }
+
+    #[test]
+    fn time_tables_show_ratios_to_the_reference_and_reasons_for_gaps() {
+        let mut failed = row("nsinit + cgroups", &[4.0, 5.0]);
+        failed.failures = 2;
+        let rows = [
+            row("kernel floor", &[2.0, 2.5, 3.0]),
+            row("nsinit", &[4.0, 5.0, 6.0]),
+            failed,
+            TimeRow {
+                unavailable: Some("not landed".into()),
+                ..row("crun", &[])
+            },
+        ];
+        assert_eq!(
+            time_table(&rows, "nsinit"),
+            "| contender | median | min | max | ratio to nsinit |\n\
+             |---|--:|--:|--:|--:|\n\
+             | kernel floor | 2.50 ms | 2.00 ms | 3.00 ms | 0.50x |\n\
+             | nsinit | 5.00 ms | 4.00 ms | 6.00 ms | 1.00x |\n\
+             | nsinit + cgroups (2 failed runs) | 4.50 ms | 4.00 ms | 5.00 ms | 0.90x |\n\
+             | crun | not landed | - | - | - |\n"
+        );
+    }
+
+    #[test]
+    fn memory_tables_are_in_mib() {
+        let rows = [
+            MemoryRow {
+                name: "nsinit".into(),
+                rss: summarize(&[2048.0]),
+                anon: summarize(&[512.0]),
+                unavailable: None,
+            },
+            MemoryRow {
+                name: "crun run".into(),
+                rss: summarize(&[4096.0]),
+                anon: summarize(&[1024.0]),
+                unavailable: None,
+            },
+        ];
+        assert_eq!(
+            memory_table(&rows, "nsinit"),
+            "| supervisor | VmRSS | RssAnon | RSS ratio to nsinit |\n|---|--:|--:|--:|\n\
+             | nsinit | 2.0 MiB | 0.5 MiB | 1.00x |\n\
+             | crun run | 4.0 MiB | 1.0 MiB | 2.00x |\n"
+        );
+    }
+
+    #[test]
+    fn scale_tables_compare_per_container_time_with_one() {
+        let batch = |n, wall: &[f64], leftovers| ScaleRow {
+            containers: n,
+            wall: summarize(wall).unwrap(),
+            failures: 0,
+            leftovers,
+            veths_gone: (n == 1).then_some(40.0),
+            first_error: None,
+        };
+        let rows = [
+            batch(1, &[5.0], Leftovers::default()),
+            batch(
+                100,
+                &[250.0],
+                Leftovers {
+                    veths: 2,
+                    processes: 1,
+                    ..Leftovers::default()
+                },
+            ),
+        ];
+        let table = scale_table(&rows);
+        assert!(
+            table.contains(
+                "| 1 | 5.00 ms | 5.00 ms | 5.00 ms | 5.00 ms | 1.00x | 0 | 0 | 40.0 ms |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| 100 | 250 ms | 250 ms | 250 ms | 2.50 ms | 0.50x | 0 | 2 veth, 1 process | - |"
+            ),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn targets_pass_miss_or_cannot_be_judged() {
+        let m = Measured {
+            floor: Some(2.5),
+            bare: Some(4.0),
+            bare_static: Some(3.0),
+            cgroups: Some(8.0),
+            network: Some(5.0),
+            runc: Some(40.0),
+            join: None,
+            nsenter: Some(1.0),
+            rss: Some(2000.0),
+            crun_rss: Some(3300.0),
+            per_container_1: Some(5.0),
+            per_container_100: Some(2.0),
+            scale_failures: Some(0),
+            scale_leftovers: Some(1),
+        };
+        let results: Vec<(String, Option<bool>)> = targets(&m)
+            .into_iter()
+            .map(|t| (t.measured, t.pass))
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("1.60x (static build: 1.20x)".to_string(), Some(true)),
+                ("0.10x (static build: 0.07x)".into(), Some(true)),
+                ("+4.00 ms".into(), Some(false)),
+                ("+1.00 ms".into(), Some(true)),
+                ("not measured".into(), None),
+                ("0.61x".into(), Some(true)),
+                ("0.40x".into(), Some(true)),
+                ("0".into(), Some(true)),
+                ("1".into(), Some(false)),
+            ]
+        );
+        let table = targets_table(&targets(&m)[..3]);
+        assert!(
+            table.contains("| start with cgroups ≤ bare + 3 ms | +4.00 ms | MISS |"),
+            "{table}"
+        );
+    }
+}
