@@ -152,6 +152,12 @@ impl Sample<'_> {
     /// Starts `sleep 30` in the container and shows what the stand-in host sees of it: the
     /// veth on the bridge, the container's cgroup and its memory limit.
     fn host_side(&self, with_cgroups: bool) -> Result<()> {
+        // The kernel deletes the veths of the containers that ended a moment ago on its own
+        // time; wait for them so the listing below shows this container's alone.
+        let start = Instant::now();
+        while self.standin.veths_on_bridge()? > 0 && start.elapsed() < Duration::from_secs(5) {
+            sleep(Duration::from_millis(20));
+        }
         let (mut cmd, line) = self.command(&["sleep", "30"]);
         println!();
         println!("==> from the stand-in host, while `{line}` runs:");

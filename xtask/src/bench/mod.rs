@@ -146,7 +146,7 @@ pub fn run(mut args: Args) -> Result<()> {
     let cgroup_parent = CgroupParent::claim()?;
     let busy = cpu_busy(Duration::from_secs(1));
     println!(
-        "==> the CPUs were {:.0}% busy in the second before the bench (others' work)",
+        "==> the CPUs were {:.0}% busy in the second before timing began (this bench asleep)",
         busy * 100.0
     );
     if busy > 0.25 {
@@ -229,14 +229,24 @@ pub fn run(mut args: Args) -> Result<()> {
         "duration_s": elapsed.as_secs_f64(),
     });
     let text = serde_json::to_string_pretty(&document)?;
-    let dated = out.join(format!("bench-{}.json", machine.stamp));
+    // latest.* is the last full run; a run of some sections only is kept under its date.
+    let full = sections.start && sections.join && sections.memory && sections.scale;
+    let suffix = if full { "" } else { "-partial" };
+    let dated = out.join(format!("bench-{}{suffix}.json", machine.stamp));
     fs::write(&dated, &text)?;
-    fs::write(out.join("latest.json"), &text)?;
-    fs::write(out.join("latest.md"), &markdown)?;
+    if full {
+        fs::write(out.join("latest.json"), &text)?;
+        fs::write(out.join("latest.md"), &markdown)?;
+    }
     println!(
-        "bench: {:.0} s in all; wrote {}, latest.json and latest.md",
+        "bench: {:.0} s in all; wrote {}{}",
         elapsed.as_secs_f64(),
-        dated.display()
+        dated.display(),
+        if full {
+            ", latest.json and latest.md"
+        } else {
+            ""
+        }
     );
     if elapsed > Duration::from_secs(600) {
         println!("bench: took longer than the 10 minutes it should");
@@ -1082,8 +1092,8 @@ fn markdown(
     let mut out = String::from("## Performance\n\n");
     out.push_str(&format!(
         "Measured with `cargo xtask bench` on {}: {} CPUs ({}), Linux {}, {}; load average \
-         {} before the timed comparisons, {} after them, CPUs {:.0}% busy with other work just \
-         before (a shared machine). Whole-process wall time, spawn to exit, \
+         {} before the timed comparisons, {} after them, CPUs {:.0}% busy in the second before \
+         timing began (a shared machine). Whole-process wall time, spawn to exit, \
          contenders alternated run by run, {rounds} rounds after {WARMUPS} warm-ups; \
          everything runs in a throwaway network namespace standing in for the host.\n",
         machine.date,
