@@ -3,6 +3,7 @@
 //! its memory here is consistent, but nothing in here may start a thread.
 
 use std::convert::Infallible;
+use std::fs::File;
 use std::os::fd::AsFd;
 
 use nix::sched::{unshare, CloneFlags};
@@ -14,7 +15,7 @@ use super::channel::{Channel, Message};
 use super::Start;
 use crate::config::Namespace;
 use crate::error::{StepContext, StepError, EXIT_SETUP};
-use crate::{capabilities, mounts, sys, terminal};
+use crate::{capabilities, cgroups, mounts, sys, terminal};
 
 /// Why the child stops before the command runs: nsinit's exit code and the message.
 struct Failure {
@@ -32,8 +33,8 @@ impl From<StepError> for Failure {
 }
 
 /// Set up the container and exec the command; on failure, tell nsinit why and exit.
-pub fn run(start: &Start<'_>, channel: Channel) -> ! {
-    let failure = match setup_and_exec(start, &channel) {
+pub fn run(start: &Start<'_>, cgroup_tasks: &[File], channel: Channel) -> ! {
+    let failure = match setup_and_exec(start, cgroup_tasks, &channel) {
         Ok(never) => match never {},
         Err(failure) => failure,
     };
@@ -44,7 +45,11 @@ pub fn run(start: &Start<'_>, channel: Channel) -> ! {
     sys::exit_now(failure.code)
 }
 
-fn setup_and_exec(start: &Start<'_>, channel: &Channel) -> Result<Infallible, Failure> {
+fn setup_and_exec(
+    start: &Start<'_>,
+    cgroup_tasks: &[File],
+    channel: &Channel,
+) -> Result<Infallible, Failure> {
     let config = start.config;
     // If nsinit dies, so does the container. SIGKILL: a pid namespace's init ignores every
     // other signal it has no handler for. Had nsinit died before this line, the handshake
@@ -68,6 +73,10 @@ fn setup_and_exec(start: &Start<'_>, channel: &Channel) -> Result<Infallible, Fa
     } else {
         None
     };
+
+    // cgroup v1: into the container's group, after the mounts (their kernel memory is not
+    // charged to a tiny limit) and before anything of the container can run.
+    cgroups::move_self(cgroup_tasks).step(|| "move into the container's cgroup".into())?;
 
     let (master, slave) = match pty {
         Some(pty) => (Some(pty.master), Some(pty.slave)),

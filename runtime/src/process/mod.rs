@@ -138,10 +138,10 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
         )?))),
         None => None,
     };
-    // cgroup v2: the child is born in its group (CLONE_INTO_CGROUP); v1: moved in below.
-    let cgroup_fd = match &cgroup {
-        Some(group) => group.get().dir_fd()?,
-        None => None,
+    // cgroup v2: the child is born in its group (CLONE_INTO_CGROUP); v1: it moves itself in.
+    let (cgroup_fd, cgroup_tasks) = match &cgroup {
+        Some(group) => (group.get().dir_fd()?, group.get().tasks_files()?),
+        None => (None, Vec::new()),
     };
 
     // SAFETY: nsinit is single-threaded: no thread is ever spawned on the start path.
@@ -149,7 +149,7 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
     let mut container = match forked {
         Ok(Forked::Child) => {
             drop(parent_end);
-            child::run(start, child_end)
+            child::run(start, &cgroup_tasks, child_end)
         }
         Ok(Forked::Parent { pid, pidfd }) => Container::new(pid, pidfd),
         Err(e) => {
@@ -174,11 +174,6 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
         Message::Ready { pty_master } => pty_master,
         other => return Err(protocol_error(&other)),
     };
-    if let (Some(group), None) = (&cgroup, &cgroup_fd) {
-        // After the mounts, so that the kernel memory they take is not charged to the
-        // container's (possibly tiny) limit; before the command, so it cannot escape.
-        group.get().attach(container.pid)?;
-    }
     // Joinable now: record it, publish .nspid, and let other nsinit invocations in.
     let cgroup_path = cgroup
         .as_ref()
