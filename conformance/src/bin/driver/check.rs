@@ -1,6 +1,8 @@
-//! A check: a name and a verdict on one run. A failed verdict says what was expected and what
-//! was seen, which becomes the `FAILED name: expected X, saw Y` line.
+//! A check: a name and a verdict on one run, or on what a scenario recorded. A failed verdict
+//! says what was expected and what was seen, which becomes the `FAILED name: expected X, saw
+//! Y` line.
 
+use std::any::Any;
 use std::fmt::{Debug, Display};
 
 use conformance::facts::Facts;
@@ -33,7 +35,22 @@ pub fn expect_eq<T: PartialEq + Debug>(expected: T, saw: T) -> Verdict {
     }
 }
 
-type Verify = Box<dyn Fn(&Run) -> Verdict>;
+/// What a case gives its checks to look at.
+pub enum Evidence {
+    /// One `nsinit exec`.
+    Run(Run),
+    /// What a scenario recorded: `Result<T, String>` for the scenario's findings type `T`,
+    /// or why it could not play out.
+    Findings(Box<dyn Any>),
+}
+
+type OnRun = Box<dyn Fn(&Run) -> Verdict>;
+type OnFindings = Box<dyn Fn(&dyn Any) -> Verdict>;
+
+enum Verify {
+    Run(OnRun),
+    Findings(OnFindings),
+}
 
 pub struct Check {
     pub name: String,
@@ -44,7 +61,38 @@ impl Check {
     pub fn new(name: impl Into<String>, verify: impl Fn(&Run) -> Verdict + 'static) -> Check {
         Check {
             name: name.into(),
-            verify: Box::new(verify),
+            verify: Verify::Run(Box::new(verify)),
+        }
+    }
+
+    /// A check on what a scenario with findings of type `T` recorded.
+    pub fn on_findings<T: 'static>(
+        name: impl Into<String>,
+        verify: impl Fn(&T) -> Verdict + 'static,
+    ) -> Check {
+        Check {
+            name: name.into(),
+            verify: Verify::Findings(Box::new(move |found| {
+                match found.downcast_ref::<Result<T, String>>() {
+                    Some(Ok(findings)) => verify(findings),
+                    Some(Err(why)) => Err(mismatch("the scenario to play out", why)),
+                    None => Err(mismatch(
+                        format!("findings of type {}", std::any::type_name::<T>()),
+                        "another scenario's",
+                    )),
+                }
+            })),
+        }
+    }
+
+    /// This check on one nsinit run, made on the run `pick` takes from a scenario's findings.
+    /// A check that is already on findings stays as it is.
+    pub fn about<T: 'static>(self, pick: fn(&T) -> &Run) -> Check {
+        match self.verify {
+            Verify::Run(verify) => {
+                Check::on_findings(self.name, move |found: &T| verify(pick(found)))
+            }
+            Verify::Findings(_) => self,
         }
     }
 
@@ -99,8 +147,17 @@ impl Check {
         })
     }
 
-    pub fn verify(&self, run: &Run) -> Verdict {
-        (self.verify)(run)
+    pub fn verify(&self, evidence: &Evidence) -> Verdict {
+        match (&self.verify, evidence) {
+            (Verify::Run(verify), Evidence::Run(run)) => verify(run),
+            (Verify::Findings(verify), Evidence::Findings(found)) => verify(found.as_ref()),
+            (Verify::Run(_), Evidence::Findings(_)) => {
+                Err(mismatch("one nsinit run", "a scenario's findings"))
+            }
+            (Verify::Findings(_), Evidence::Run(run)) => {
+                Err(mismatch("a scenario's findings", run.summary()))
+            }
+        }
     }
 }
 
@@ -121,6 +178,11 @@ pub fn expect_exit(run: &Run, code: i32) -> Verdict {
         Outcome::Exited(saw) if saw == code => Ok(()),
         _ => Err(mismatch(format!("exit status {code}"), run.summary())),
     }
+}
+
+/// The facts `probe facts` printed.
+pub fn facts_of(run: &Run) -> Result<Facts, Mismatch> {
+    probe_output(run)
 }
 
 /// The last line of stdout, read as the probe's JSON object.

@@ -48,6 +48,18 @@ impl From<ExitStatus> for Outcome {
     }
 }
 
+impl Outcome {
+    /// How nsinit ended, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Exited(code) => format!("nsinit exited {code}"),
+            Outcome::Killed(signal) => format!("nsinit was killed by SIG{}", signal_name(*signal)),
+            Outcome::TimedOut(after) => format!("nsinit timed out after {}s", after.as_secs()),
+            Outcome::NotRun(why) => format!("case not run: {why}"),
+        }
+    }
+}
+
 /// What a case's checks look at.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -63,6 +75,34 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run that ended this way, with everything its pipes delivered: waits for their
+    /// end-of-file a short grace after nsinit exited, and notes a pipe still held open then.
+    pub fn finished(outcome: Outcome, dir: &Path, stdout: PipeReader, stderr: PipeReader) -> Run {
+        let grace = Instant::now() + OUTPUT_GRACE;
+        let (stdout, stdout_closed) = collect(stdout, grace);
+        let (stderr, stderr_closed) = collect(stderr, grace);
+        let still_open: Vec<&str> = [("stdout", stdout_closed), ("stderr", stderr_closed)]
+            .into_iter()
+            .filter(|(_, closed)| !closed)
+            .map(|(name, _)| name)
+            .collect();
+        let output_note = (!still_open.is_empty()).then(|| {
+            format!(
+                "{} still open {}s after nsinit exited: a process outlived it",
+                still_open.join(" and "),
+                OUTPUT_GRACE.as_secs()
+            )
+        });
+        Run {
+            outcome,
+            stdout,
+            stderr,
+            dir: dir.to_path_buf(),
+            action_missed: None,
+            output_note,
+        }
+    }
+
     /// A run that never started, for the reason given.
     pub fn not_run(dir: &Path, why: String) -> Run {
         Run {
@@ -77,12 +117,7 @@ impl Run {
 
     /// One line saying how the run went, for failure messages.
     pub fn summary(&self) -> String {
-        let mut text = match &self.outcome {
-            Outcome::Exited(code) => format!("nsinit exited {code}"),
-            Outcome::Killed(signal) => format!("nsinit was killed by SIG{}", signal_name(*signal)),
-            Outcome::TimedOut(after) => format!("nsinit timed out after {}s", after.as_secs()),
-            Outcome::NotRun(why) => format!("case not run: {why}"),
-        };
+        let mut text = self.outcome.describe();
         if let Some(missed) = &self.action_missed {
             text += &format!(" ({missed})");
         }
@@ -240,28 +275,9 @@ pub fn run_nsinit(nsinit: &Path, dir: &Path, case: &Case, timeout: Duration) -> 
         )),
         _ => None,
     };
-    let grace = Instant::now() + OUTPUT_GRACE;
-    let (stdout, stdout_closed) = collect(stdout, grace);
-    let (stderr, stderr_closed) = collect(stderr, grace);
-    let still_open: Vec<&str> = [("stdout", stdout_closed), ("stderr", stderr_closed)]
-        .into_iter()
-        .filter(|(_, closed)| !closed)
-        .map(|(name, _)| name)
-        .collect();
-    let output_note = (!still_open.is_empty()).then(|| {
-        format!(
-            "{} still open {}s after nsinit exited: a process outlived it",
-            still_open.join(" and "),
-            OUTPUT_GRACE.as_secs()
-        )
-    });
     Run {
-        outcome,
-        stdout,
-        stderr,
-        dir: dir.to_path_buf(),
         action_missed,
-        output_note,
+        ..Run::finished(outcome, dir, stdout, stderr)
     }
 }
 
@@ -324,12 +340,12 @@ impl Action {
 }
 
 /// What a pipe delivered so far, and whether it reached end-of-file.
-struct PipeReader {
+pub struct PipeReader {
     bytes: Arc<Mutex<Vec<u8>>>,
     done: mpsc::Receiver<()>,
 }
 
-fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> PipeReader {
+pub fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> PipeReader {
     let bytes = Arc::new(Mutex::new(Vec::new()));
     let (sender, done) = mpsc::channel();
     if let Some(mut pipe) = pipe {
@@ -349,6 +365,17 @@ fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> PipeReader {
     PipeReader { bytes, done }
 }
 
+impl PipeReader {
+    /// What the pipe delivered so far, while it may still deliver more.
+    pub fn so_far(&self) -> String {
+        let bytes = self
+            .bytes
+            .lock()
+            .expect("reader holds no lock while panicking");
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
 /// Everything the pipe delivered, and whether it reached end-of-file before `deadline`.
 fn collect(reader: PipeReader, deadline: Instant) -> (String, bool) {
     let left = deadline.saturating_duration_since(Instant::now());
@@ -361,7 +388,7 @@ fn collect(reader: PipeReader, deadline: Instant) -> (String, bool) {
 }
 
 /// Whether `pid` runs the probe (its command name after exec).
-fn is_probe(pid: i32) -> bool {
+pub fn is_probe(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "probe")
 }
 
@@ -377,26 +404,23 @@ fn catches(pid: i32, signal: i32) -> bool {
         .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
 }
 
-fn send_signal(pid: i32, signal: i32) -> bool {
+pub fn send_signal(pid: i32, signal: i32) -> bool {
     // SAFETY: kill takes only integers; `pid` is a process the driver started or one under it.
     unsafe { libc::kill(pid, signal) == 0 }
 }
 
-/// Every process below `root`, found through the parent pids in `/proc/*/stat`.
-pub fn descendants(root: i32) -> Vec<i32> {
-    let parents: Vec<(i32, i32)> = fs::read_dir("/proc")
+/// The processes whose parent is `parent`.
+pub fn children(parent: i32) -> Vec<i32> {
+    parent_pids()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-            // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
-            let after_comm = &stat[stat.rfind(')')? + 1..];
-            let ppid = after_comm.split_whitespace().nth(1)?.parse().ok()?;
-            Some((pid, ppid))
-        })
-        .collect();
+        .filter(|&(_, ppid)| ppid == parent)
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Every process below `root`.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let parents = parent_pids();
     let mut found = vec![];
     let mut frontier = vec![root];
     while let Some(parent) = frontier.pop() {
@@ -410,9 +434,32 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
+/// `(pid, parent pid)` of every process, from `/proc/*/stat`.
+fn parent_pids() -> Vec<(i32, i32)> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid = stat_field(&stat, 4)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
+}
+
+/// Field `n` (numbered from 1, as proc(5) does) of a `/proc/PID/stat` line.
+pub fn stat_field(stat: &str, n: usize) -> Option<&str> {
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so count from its
+    // last `)`, which ends field 2.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(n.checked_sub(3)?)
+}
+
 /// SIGKILL `root` and everything below it; the tree is read before anything dies, so
 /// reparented orphans are not lost.
-fn kill_tree(root: i32) {
+pub fn kill_tree(root: i32) {
     for pid in descendants(root).into_iter().rev() {
         send_signal(pid, libc::SIGKILL);
     }

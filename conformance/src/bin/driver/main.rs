@@ -1,5 +1,6 @@
-//! The driver: runs `nsinit exec /probe ...` for each case of the suite in a fresh copy of a
-//! template rootfs and checks what the probe saw against what the config demands.
+//! The driver: runs `nsinit exec /probe ...` for each case of the suite (or, for a scenario,
+//! several in turn) in a fresh copy of a template rootfs and checks what the probe saw, and
+//! what the driver saw from the host, against what the config demands.
 //!
 //! It drives the `nsinit` binary and never links the runtime library. One line per check
 //! (`ok NAME` or `FAILED NAME: expected X, saw Y`), then `N passed, N failed`; exit 1 on any
@@ -8,6 +9,8 @@
 mod check;
 mod expect;
 mod harness;
+mod lifecycle;
+mod stage;
 mod suite;
 
 use std::io::Write;
@@ -15,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use check::Verdict;
+use check::{Evidence, Verdict};
 use harness::{Run, Workspace};
+use stage::Stage;
 use suite::Case;
 
 const USAGE: &str = "\
@@ -57,7 +61,15 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [at_gate, program, args @ ..] = args.as_slice() {
+        if at_gate == stage::AT_GATE {
+            let why = stage::wait_then_exec(program, args);
+            eprintln!("nsinit-conformance: run {program}: {why}");
+            return ExitCode::from(2);
+        }
+    }
+    let options = match parse_args(args.into_iter()) {
         Ok(options) => options,
         Err(why) => {
             eprintln!("nsinit-conformance: {why}\n{USAGE}");
@@ -256,18 +268,25 @@ fn run_case(
     timeout: Duration,
     tally: &mut Tally,
 ) {
-    let run = match workspace.case_dir(index, case) {
+    let evidence = match workspace.case_dir(index, case) {
         Ok(dir) => {
-            let run = harness::run_nsinit(nsinit, &dir, case, timeout);
+            let evidence = match &case.scenario {
+                None => Evidence::Run(harness::run_nsinit(nsinit, &dir, case, timeout)),
+                // The stage goes (killing what it adopted) before the directory does.
+                Some(play) => Evidence::Findings(play(&mut Stage::new(nsinit, &dir, timeout))),
+            };
             if let Err(e) = workspace.remove_case_dir(&dir) {
                 say(&format!("# warning: remove {}: {e}", dir.display()));
             }
-            run
+            evidence
         }
-        Err(e) => Run::not_run(Path::new(""), format!("prepare the case directory: {e}")),
+        Err(e) => Evidence::Run(Run::not_run(
+            Path::new(""),
+            format!("prepare the case directory: {e}"),
+        )),
     };
     for check in &case.checks {
-        tally.report(&check.name, &check.verify(&run));
+        tally.report(&check.name, &check.verify(&evidence));
     }
 }
 

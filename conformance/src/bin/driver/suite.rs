@@ -1,15 +1,26 @@
 //! The suite as data: each case is one `nsinit exec` with a fixture config, a command, maybe
-//! stdin, files or an action on the running container, and the named checks on what came out.
+//! stdin, files or an action on the running container, and the named checks on what came out;
+//! or a scenario (several `nsinit exec` on a [`Stage`], see `lifecycle`) and the named checks
+//! on what it recorded.
 //!
 //! A feature gets its checks here when it lands, as one more group function called from
 //! [`cases`]; a check for a feature that has not landed is not in the list at all.
 
-use conformance::facts::{DevNode, Facts, Mount, SignalReport, TryResult, WAIT_SIGNAL_EXIT_BASE};
+use std::any::Any;
+use std::collections::BTreeSet;
+
+use conformance::facts::{
+    CapabilitySets, DevNode, Facts, Mount, SignalReport, TryResult, WAIT_SIGNAL_EXIT_BASE,
+};
 use conformance::names::{signal_name, NAMESPACES};
 
-use crate::check::{expect_eq, expect_exit, expect_stdout, mismatch, Check, Verdict};
+use crate::check::{expect_eq, expect_exit, expect_stdout, facts_of, mismatch, Check, Verdict};
 use crate::expect::{Demands, Host};
 use crate::harness::CASE_MARKER;
+use crate::lifecycle::{
+    self, JoinedKill, Lifecycle, NsinitKilled, Nspid, PlantedNspid, Racers, Rewritten, Write, NSPID,
+};
+use crate::stage::Stage;
 
 /// The seed sample without the parts whose features have not landed (network, cgroups).
 const SEED: &str = "seed-no-net-cgroups";
@@ -40,10 +51,16 @@ pub struct CaseFile {
     pub mode: u32,
 }
 
+/// A multi-step case: what the driver does on its stage, boxed as
+/// [`Evidence::Findings`](crate::check::Evidence::Findings) expects.
+pub type Play = Box<dyn Fn(&mut Stage) -> Box<dyn Any>>;
+
 pub struct Case {
     /// Names the case directory; check names carry their own prefixes.
     pub name: String,
     pub config: ConfigFile,
+    /// When set, the case is this scenario instead of one `nsinit exec` of `command`.
+    pub scenario: Option<Play>,
     /// What follows `nsinit exec --`.
     pub command: Vec<String>,
     pub stdin: Option<&'static [u8]>,
@@ -57,6 +74,7 @@ impl Case {
         Case {
             name: name.into(),
             config,
+            scenario: None,
             command: command.iter().map(|arg| arg.to_string()).collect(),
             stdin: None,
             files: Vec::new(),
@@ -71,6 +89,19 @@ impl Case {
             .chain(args.iter().copied())
             .collect();
         Case::new(name, ConfigFile::Fixture(fixture), &command)
+    }
+
+    /// A scenario under a fixture config: `play` drives nsinit on the stage and returns its
+    /// findings (or why it could not go on), which [`Check::on_findings`] checks look at.
+    pub fn scenario<T: 'static>(
+        name: impl Into<String>,
+        fixture: &'static str,
+        play: impl Fn(&mut Stage) -> Result<T, String> + 'static,
+    ) -> Case {
+        Case {
+            scenario: Some(Box::new(move |stage| Box::new(play(stage)))),
+            ..Case::new(name, ConfigFile::Fixture(fixture), &[])
+        }
     }
 
     fn stdin(mut self, bytes: &'static [u8]) -> Case {
@@ -110,34 +141,51 @@ pub fn cases(host: &Host) -> Vec<Case> {
     cases.extend(pipes());
     cases.extend(refusals());
     cases.extend(bad_configs(host));
+    cases.push(lifecycle_and_joins());
+    cases.extend(deaths());
+    cases.extend(stale_nspid(host));
+    cases.push(concurrent_starts());
     cases
 }
 
 /// One run of the seed sample, and everything the probe saw in it.
 fn seed_facts(host: &Host) -> Case {
     let demands = Demands::of(SEED);
-    let hostname = demands.hostname.clone().unwrap_or_default();
-    let environment = demands.environment.clone();
-    let mut checks = vec![
-        Check::exit("seed/exit-status", 0),
-        Check::on_facts("seed/hostname", move |f| {
-            expect_eq(hostname.as_str(), f.hostname.as_str())
-        }),
-        Check::on_facts("seed/env-exact", move |f| {
-            expect_eq(&environment, &f.environment)
-        }),
+    let mut checks = vec![Check::exit("seed/exit-status", 0)];
+    checks.extend(hostname_and_environment_checks("seed", &demands));
+    checks.extend([
         Check::on_facts("seed/pid-1", |f| expect_eq(1, f.pid)),
         Check::on_facts("seed/ppid-0", |f| expect_eq(0, f.ppid)),
         Check::on_facts("seed/uid-0", |f| expect_eq(0, f.uid)),
         Check::on_facts("seed/gid-0", |f| expect_eq(0, f.gid)),
         Check::on_facts("seed/cwd", |f| expect_eq("/", &f.cwd)),
-    ];
+    ]);
     checks.extend(namespace_checks("seed", &demands, host));
     checks.extend(dropped_capability_checks("seed", &demands));
     checks.extend(kept_capability_checks("seed", &demands, host));
     checks.extend(rootfs_checks("seed", &demands, host));
     checks.extend(dev_checks("seed"));
-    checks.push(Check::on_facts("seed/fds-only-stdio", |f| {
+    checks.push(fds_only_stdio_check("seed"));
+    Case::probe("seed", SEED, &["facts"]).checks(checks)
+}
+
+/// The config's hostname and exactly its environment.
+fn hostname_and_environment_checks(prefix: &str, demands: &Demands) -> [Check; 2] {
+    let hostname = demands.hostname.clone().unwrap_or_default();
+    let environment = demands.environment.clone();
+    [
+        Check::on_facts(format!("{prefix}/hostname"), move |f| {
+            expect_eq(hostname.as_str(), f.hostname.as_str())
+        }),
+        Check::on_facts(format!("{prefix}/env-exact"), move |f| {
+            expect_eq(&environment, &f.environment)
+        }),
+    ]
+}
+
+/// No fd but 0, 1 and 2 reaches the command.
+fn fds_only_stdio_check(prefix: &str) -> Check {
+    Check::on_facts(format!("{prefix}/fds-only-stdio"), |f| {
         let numbers: Vec<i32> = f.fds.iter().map(|fd| fd.fd).collect();
         if numbers == [0, 1, 2] {
             return Ok(());
@@ -148,8 +196,7 @@ fn seed_facts(host: &Host) -> Case {
             .map(|fd| format!("{} -> {}", fd.fd, fd.target))
             .collect();
         Err(mismatch("fds 0, 1, 2", open.join(", ")))
-    }));
-    Case::probe("seed", SEED, &["facts"]).checks(checks)
+    })
 }
 
 /// Each listed namespace is new (differs from the driver's); each unlisted one is shared.
@@ -728,6 +775,275 @@ fn harmless_on_the_host(fixture: &'static str, host: &Host) -> ConfigFile {
     }
     json["hostname"] = serde_json::Value::String(host.hostname.clone());
     ConfigFile::Derived(serde_json::to_string_pretty(&json).expect("JSON values serialize"))
+}
+
+/// A container's life seen from the host (`.nspid`, the record outside the rootfs), and the
+/// joins into it: the same namespaces, capabilities, environment and hostname as PID 1,
+/// nothing of the host's, and a joining nsinit that never runs from the host's binary.
+fn lifecycle_and_joins() -> Case {
+    let demands = Demands::of(SEED);
+    let mut on_joined_facts = Vec::from(hostname_and_environment_checks("join", &demands));
+    on_joined_facts.extend([
+        Check::on_facts("join/pid-not-1", |f| match f.pid {
+            2.. => Ok(()),
+            pid => Err(mismatch(
+                "a pid above 1 in the container's pid namespace",
+                pid,
+            )),
+        }),
+        Check::on_facts("join/cwd", |f| expect_eq("/", &f.cwd)),
+        fds_only_stdio_check("join"),
+    ]);
+    on_joined_facts.extend(dropped_capability_checks("join", &demands));
+
+    let mut checks = vec![
+        Check::on_findings("lifecycle/nspid-written", |l: &Lifecycle| {
+            let pid = l.pid1.process.pid;
+            match (l.nspid.names(pid), &l.nspid_root) {
+                (true, Ok(())) => Ok(()),
+                (_, root) => Err(mismatch(
+                    format!(
+                        "{NSPID} naming PID 1's host pid {pid}, whose root is the case directory"
+                    ),
+                    format!(
+                        "{}; root: {}",
+                        l.nspid,
+                        root.as_ref()
+                            .err()
+                            .map_or("the case directory", String::as_str)
+                    ),
+                )),
+            }
+        }),
+        Check::on_findings("lifecycle/state-outside-rootfs", |l: &Lifecycle| {
+            l.record
+                .as_ref()
+                .map(|_| ())
+                .map_err(|why| mismatch("a record naming PID 1 in /run/nsinit/<dev>-<inode>/", why))
+        }),
+        Check::on_findings("lifecycle/nspid-removed", |l: &Lifecycle| {
+            match &l.nspid_after {
+                Nspid::Missing => Ok(()),
+                left => Err(mismatch(
+                    format!("no {NSPID} once PID 1 exited and nsinit returned"),
+                    format!("{left}; {}", l.first.summary()),
+                )),
+            }
+        }),
+        Check::on_findings("join/same-namespaces", |l: &Lifecycle| {
+            let facts = facts_of(&l.facts)?;
+            expect_eq(&l.pid1.namespaces, &facts.namespaces)
+        }),
+        Check::on_findings("join/same-capabilities", |l: &Lifecycle| {
+            let facts = facts_of(&l.facts)?;
+            let pid1 = l
+                .pid1
+                .capabilities
+                .as_ref()
+                .map_err(|why| mismatch("PID 1's capabilities", why))?;
+            expect_eq(three_sets(pid1), three_sets(&facts.capabilities))
+        }),
+    ];
+    checks.extend(
+        on_joined_facts
+            .into_iter()
+            .map(|check| check.about(|l: &Lifecycle| &l.facts)),
+    );
+    checks.extend([
+        Check::exit("join/exit-status-9", 9).about(|l: &Lifecycle| &l.exit_9),
+        Check::exit("join/not-found-127", 127).about(|l: &Lifecycle| &l.missing),
+        Check::on_findings("join/exe-sealed", |l: &Lifecycle| {
+            let exe = &l.exe;
+            let sealed = exe.link.starts_with("/memfd:")
+                && matches!(exe.write_while_joined, Write::Refused(_))
+                && matches!(exe.write_after, Write::Refused(_))
+                && exe.binary_unchanged;
+            if sealed {
+                return Ok(());
+            }
+            Err(mismatch(
+                "the joining nsinit's /proc/PID/exe a /memfd: copy refusing writes, the binary on disk unchanged",
+                format!(
+                    "exe -> {}; write while joined: {:?}; write once all exited: {:?}; binary unchanged: {}",
+                    exe.link, exe.write_while_joined, exe.write_after, exe.binary_unchanged
+                ),
+            ))
+        }),
+    ]);
+    Case::scenario("lifecycle", SEED, lifecycle::lifecycle).checks(checks)
+}
+
+/// The bounding, effective and permitted sets, as `/proc/PID/status` prints them.
+fn three_sets(capabilities: &CapabilitySets) -> [String; 3] {
+    ["bounding", "effective", "permitted"].map(|set| {
+        let hex = &capabilities.set(set).expect("one of the five sets").hex;
+        format!("{set} {hex}")
+    })
+}
+
+/// Everything in a container with a pid namespace dies with PID 1, joined commands included,
+/// and with a SIGKILLed nsinit. (Without a pid namespace nsinit kills through the cgroup; the
+/// cgroup cases check that.)
+fn deaths() -> Vec<Case> {
+    vec![
+        Case::scenario("kill-joined", SEED, lifecycle::joined_dies_with_pid1).checks([
+            Check::on_findings("kill/joined-dies-with-pid1", |k: &JoinedKill| {
+                let killed = expect_exit(&k.joined, 128 + libc::SIGKILL).is_ok();
+                if killed && k.took.is_ok() && !k.joined_alive_after {
+                    return Ok(());
+                }
+                let took = match &k.took {
+                    Ok(took) => format!("returned after {:.1}s", took.as_secs_f64()),
+                    Err(why) => why.clone(),
+                };
+                let command = if k.joined_alive_after { "still ran" } else { "was gone" };
+                Err(mismatch(
+                    format!(
+                        "the joined nsinit returning 137 within {}s of PID 1's death, its command gone",
+                        lifecycle::PROMPTLY.as_secs()
+                    ),
+                    format!("{took}; the joined command {command}; {}", k.joined.summary()),
+                ))
+            }),
+        ]),
+        Case::scenario("kill-nsinit", SEED, lifecycle::sigkill_nsinit).checks([
+            Check::on_findings("kill/sigkill-nsinit", |k: &NsinitKilled| {
+                k.pid1_died.as_ref().map(|_| ()).map_err(|why| {
+                    mismatch(
+                        format!(
+                            "PID 1 gone within {}s of SIGKILL to nsinit",
+                            lifecycle::PROMPTLY.as_secs()
+                        ),
+                        why,
+                    )
+                })
+            }),
+            Check::on_findings("kill/directory-usable-after", |k: &NsinitKilled| {
+                expect_exit(&k.next, 0)?;
+                expect_eq(1, facts_of(&k.next)?.pid)
+            }),
+        ]),
+    ]
+}
+
+/// A `.nspid` that names a dead pid or a live host process is never joined: nsinit removes it
+/// with a one-line notice and starts a fresh container. Nor is one rewritten from inside.
+fn stale_nspid(host: &Host) -> Vec<Case> {
+    let mut cases = vec![
+        planted_nspid("dead-pid", lifecycle::dead_pid_planted, host),
+        planted_nspid("host-pid", lifecycle::host_pid_planted, host),
+    ];
+    cases.push(
+        Case::scenario("stale-rewritten", SEED, lifecycle::rewritten_from_inside).checks([
+            Check::on_findings("stale/rewritten-from-inside", |r: &Rewritten| {
+                if r.nspid != Nspid::File(lifecycle::REWRITTEN_TO.into()) {
+                    return Err(mismatch(
+                        format!(
+                            "{NSPID} rewritten by the container to {:?}",
+                            lifecycle::REWRITTEN_TO
+                        ),
+                        &r.nspid,
+                    ));
+                }
+                expect_exit(&r.next, 0)?;
+                let facts = facts_of(&r.next)?;
+                let pid1_mnt = r.pid1.namespaces.get("mnt");
+                if facts.pid != 1 && facts.namespaces.get("mnt") == pid1_mnt {
+                    return Ok(());
+                }
+                Err(mismatch(
+                    format!(
+                        "joined into the real container (mnt {}, pid not 1)",
+                        pid1_mnt.map_or("?", String::as_str)
+                    ),
+                    format!(
+                        "pid {}, mnt {}",
+                        facts.pid,
+                        facts.namespaces.get("mnt").map_or("?", String::as_str)
+                    ),
+                ))
+            }),
+        ]),
+    );
+    cases
+}
+
+/// A container started where `.nspid` named a process that is no container of this directory.
+fn planted_nspid(
+    kind: &str,
+    play: impl Fn(&mut Stage) -> Result<PlantedNspid, String> + 'static,
+    host: &Host,
+) -> Case {
+    let hosts = host.namespaces.clone();
+    Case::scenario(format!("stale-{kind}"), SEED, play).checks([
+        Check::on_findings(format!("stale/{kind}"), move |p: &PlantedNspid| {
+            let facts = facts_of(&p.run)?;
+            let own = |name: &str| facts.namespaces.get(name) != hosts.get(name);
+            if facts.pid == 1 && own("mnt") && own("pid") {
+                return Ok(());
+            }
+            Err(mismatch(
+                format!(
+                    "a fresh container (pid 1, mnt and pid namespaces of its own), not pid {}",
+                    p.planted
+                ),
+                format!(
+                    "pid {}, {}, {}",
+                    facts.pid,
+                    facts.namespaces.get("mnt").map_or("no mnt", String::as_str),
+                    facts.namespaces.get("pid").map_or("no pid", String::as_str)
+                ),
+            ))
+        }),
+        Check::on_findings(format!("stale/{kind}-notice"), |p: &PlantedNspid| {
+            let lines: Vec<&str> = p.run.stderr.lines().collect();
+            match lines.as_slice() {
+                [line] if line.contains(NSPID) => Ok(()),
+                _ => Err(mismatch(
+                    format!("one line on stderr naming {NSPID}"),
+                    format!("{:?}", p.run.stderr),
+                )),
+            }
+        }),
+        Check::on_findings(format!("stale/{kind}-file-replaced"), |p: &PlantedNspid| {
+            if p.during.names(p.pid1.pid) && p.after == Nspid::Missing {
+                return Ok(());
+            }
+            Err(mismatch(
+                format!(
+                    "{NSPID} naming the new PID 1 ({}) while it ran, then none",
+                    p.pid1.pid
+                ),
+                format!("{} while it ran, then {}", p.during, p.after),
+            ))
+        }),
+    ])
+}
+
+/// Eight `nsinit exec` started at the same moment in a fresh directory make one container.
+fn concurrent_starts() -> Case {
+    Case::scenario("concurrent", SEED, lifecycle::concurrent_starts).checks([Check::on_findings(
+        "concurrent/one-container",
+        |r: &Racers| {
+            let mut pid_namespaces = BTreeSet::new();
+            let mut pid_1s = 0;
+            for run in &r.runs {
+                let facts = facts_of(run)?;
+                pid_namespaces.insert(facts.namespaces.get("pid").cloned().unwrap_or_default());
+                pid_1s += usize::from(facts.pid == 1);
+            }
+            if pid_namespaces.len() == 1 && pid_1s == 1 {
+                return Ok(());
+            }
+            Err(mismatch(
+                format!(
+                    "all {} in one pid namespace, exactly one of them pid 1",
+                    lifecycle::RACERS
+                ),
+                format!("{} pid namespaces, {pid_1s} at pid 1", pid_namespaces.len()),
+            ))
+        },
+    )])
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ use conformance::names::{signal_name, signal_number};
 use serde::Serialize;
 use serde_json::json;
 
-const USAGE: &str = "usage: probe facts | exit N | segv | kill-self SIG | sleep SECS \
+const USAGE: &str =
+    "usage: probe facts | facts-then-sleep SECS | exit N | segv | kill-self SIG | sleep SECS \
                      | try mount|mknod|sethostname|chroot|load-module|nice | wait-signal \
                      | cat-file PATH | write-file PATH TEXT | alloc MIB";
 
@@ -25,18 +26,30 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["facts"] => print(&gather::facts()),
+        // For a container that must outlive what it reports (the driver ends it).
+        ["facts-then-sleep", secs] => match seconds(secs) {
+            Some(duration) => {
+                print(&gather::facts());
+                std::thread::sleep(duration);
+            }
+            None => {
+                return usage(&format!(
+                    "facts-then-sleep: {secs} is not a number of seconds"
+                ))
+            }
+        },
         ["exit", code] => match code.parse::<u8>() {
             Ok(code) => return ExitCode::from(code),
             Err(_) => return usage(&format!("exit: {code} is not a number 0..=255")),
         },
         ["segv"] => sys::segfault(),
         ["kill-self", signal] => return kill_self(signal),
-        ["sleep", secs] => match secs.parse::<f64>() {
-            Ok(secs) if secs >= 0.0 => {
-                std::thread::sleep(Duration::from_secs_f64(secs));
-                print(&json!({ "slept": secs }));
+        ["sleep", secs] => match seconds(secs) {
+            Some(duration) => {
+                std::thread::sleep(duration);
+                print(&json!({ "slept": duration.as_secs_f64() }));
             }
-            _ => return usage(&format!("sleep: {secs} is not a number of seconds")),
+            None => return usage(&format!("sleep: {secs} is not a number of seconds")),
         },
         ["try", op] => return try_op(op),
         ["wait-signal"] => return wait_signal(),
@@ -59,6 +72,13 @@ fn main() -> ExitCode {
         _ => return usage("unknown or missing subcommand"),
     }
     ExitCode::SUCCESS
+}
+
+/// A non-negative number of seconds, fractions allowed.
+fn seconds(text: &str) -> Option<Duration> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
 }
 
 fn usage(why: &str) -> ExitCode {
