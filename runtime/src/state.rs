@@ -118,13 +118,16 @@ impl ContainerDir {
     /// The first line of `.nspid` if it is a regular file (never following a symlink), for
     /// notices only: nsinit never acts on what it says.
     pub fn read_nspid(&self) -> Option<String> {
-        let fd = openat(
+        let fd = match openat(
             &self.fd,
             NSPID,
             OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
             Mode::empty(),
-        )
-        .ok()?;
+        ) {
+            Ok(fd) => fd,
+            Err(nix::Error::ELOOP) => return Some("(a symlink)".into()),
+            Err(_) => return None,
+        };
         let file = File::from(fd);
         if !file.metadata().ok()?.is_file() {
             return Some("(not a regular file)".into());
@@ -170,23 +173,45 @@ impl StateDir {
     /// around the decision to create or join, never while a command runs.
     pub fn lock(dir: &ContainerDir) -> Result<StateDir, StateError> {
         let path = Path::new(STATE_ROOT).join(dir.id());
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&path)
-            .map_err(|e| failed_io(format!("create state directory {}", path.display()), e))?;
         let lock_path = path.join("lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&lock_path)
-            .map_err(|e| failed_io(format!("open lock {}", lock_path.display()), e))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| failed(format!("lock {}", lock_path.display()), e))?;
-        Ok(StateDir { path, _lock: lock })
+        loop {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&path)
+                .map_err(|e| failed_io(format!("create state directory {}", path.display()), e))?;
+            let file = match File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                .open(&lock_path)
+            {
+                // The last holder removed the directory between our mkdir and open.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                other => {
+                    other.map_err(|e| failed_io(format!("open lock {}", lock_path.display()), e))?
+                }
+            };
+            let lock = Flock::lock(file, FlockArg::LockExclusive)
+                .map_err(|(_, e)| failed(format!("lock {}", lock_path.display()), e))?;
+            // The holder before us may have removed the directory ([`StateDir::remove`]):
+            // then our lock is on a file nobody else will ever open; start over.
+            let held = lock.metadata().map(|m| m.ino()).ok();
+            let current = fs::metadata(&lock_path).map(|m| m.ino()).ok();
+            if held.is_some() && held == current {
+                return Ok(StateDir { path, _lock: lock });
+            }
+        }
+    }
+
+    /// Remove the whole state directory (the container is gone), still holding the lock;
+    /// anyone waiting on the lock notices and starts over with a fresh directory.
+    pub fn remove(self) {
+        let _ = fs::remove_file(self.record_path());
+        let _ = fs::remove_file(self.path.join("lock"));
+        let _ = fs::remove_dir(&self.path);
     }
 
     fn record_path(&self) -> PathBuf {
@@ -276,7 +301,7 @@ mod tests {
         let dir = ContainerDir::open(&dir_path).unwrap();
         assert_eq!(
             dir.read_nspid().as_deref(),
-            None,
+            Some("(a symlink)"),
             "a symlink is never followed"
         );
         dir.write_nspid(Pid::from_raw(4242)).unwrap();

@@ -168,7 +168,17 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
     };
     drop(child_end);
     // While the child mounts its rootfs, give it its network.
-    connect_network(start.config, &container)?;
+    if let Err(network_error) = connect_network(start.config, &container) {
+        // The child may have failed first, and vanished: its own reason says more.
+        if let Ok(Some(Message::Failed { code, text })) = parent_end.recv() {
+            container.wait()?;
+            return Err(Error::Container {
+                code: code.into(),
+                text,
+            });
+        }
+        return Err(network_error);
+    }
 
     let pty_master = match handshake_step(&parent_end, &mut container, "mount the rootfs")? {
         Message::Ready { pty_master } => pty_master,
@@ -340,7 +350,7 @@ impl<'a> Published<'a> {
         // ours to remove only if it still names our PID 1.
         if let Ok(state) = StateDir::lock(self.dir) {
             if state.read().is_some_and(|r| r.pid == self.pid.as_raw()) {
-                state.clear();
+                state.remove();
             }
         }
         self.dir.remove_nspid();
