@@ -239,6 +239,20 @@ pub struct SignalReport {
     pub signo: i32,
 }
 
+/// `probe ping ADDR`: whether an ICMP echo to ADDR was answered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PingReport {
+    pub address: String,
+    pub replied: bool,
+    /// Echo requests sent, one more each time a reply failed to come in time.
+    pub sent: u32,
+    /// Microseconds from the request that was answered to its reply.
+    pub rtt_us: Option<u64>,
+    /// Why no request could be sent, if so.
+    pub error: Option<String>,
+}
+
 /// `probe wait-signal` exits with this plus the signal's number.
 pub const WAIT_SIGNAL_EXIT_BASE: i32 = 100;
 

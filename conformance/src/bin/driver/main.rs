@@ -6,11 +6,14 @@
 //! (`ok NAME` or `FAILED NAME: expected X, saw Y`), then `N passed, N failed`; exit 1 on any
 //! failure.
 
+mod cgroups;
 mod check;
 mod expect;
 mod harness;
 mod lifecycle;
+mod network;
 mod stage;
+mod standin;
 mod suite;
 
 use std::io::Write;

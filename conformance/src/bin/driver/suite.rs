@@ -84,7 +84,7 @@ impl Case {
     }
 
     /// A case running the probe under a fixture config.
-    fn probe(name: impl Into<String>, fixture: &'static str, args: &[&str]) -> Case {
+    pub fn probe(name: impl Into<String>, fixture: &'static str, args: &[&str]) -> Case {
         let command: Vec<&str> = std::iter::once("/probe")
             .chain(args.iter().copied())
             .collect();
@@ -123,7 +123,7 @@ impl Case {
         self
     }
 
-    fn checks(mut self, checks: impl IntoIterator<Item = Check>) -> Case {
+    pub fn checks(mut self, checks: impl IntoIterator<Item = Check>) -> Case {
         self.checks.extend(checks);
         self
     }
@@ -145,6 +145,8 @@ pub fn cases(host: &Host) -> Vec<Case> {
     cases.extend(deaths());
     cases.extend(stale_nspid(host));
     cases.push(concurrent_starts());
+    cases.extend(crate::cgroups::cases());
+    cases.extend(crate::network::cases());
     cases
 }
 

@@ -4,6 +4,7 @@
 //! Built statically (`crt-static`) so it runs in any rootfs; it does no NSS lookups.
 
 mod gather;
+mod ping;
 mod sys;
 
 use std::io::Write;
@@ -19,7 +20,7 @@ use serde_json::json;
 const USAGE: &str =
     "usage: probe facts | facts-then-sleep SECS | exit N | segv | kill-self SIG | sleep SECS \
                      | try mount|mknod|sethostname|chroot|load-module|nice | wait-signal \
-                     | cat-file PATH | write-file PATH TEXT | alloc MIB";
+                     | cat-file PATH | write-file PATH TEXT | alloc MIB | ping ADDR";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -60,6 +61,10 @@ fn main() -> ExitCode {
         ["write-file", path, text] => match std::fs::write(path, text) {
             Ok(()) => print(&json!({ "path": path, "ok": true })),
             Err(e) => print(&json!({ "path": path, "ok": false, "error": e.to_string() })),
+        },
+        ["ping", address] => match address.parse() {
+            Ok(address) => print(&ping::ping(address, Duration::from_secs(5))),
+            Err(_) => return usage(&format!("ping: {address} is not an IPv4 address")),
         },
         ["alloc", mib] => match mib.parse::<usize>() {
             Ok(mib) => {
