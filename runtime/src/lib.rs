@@ -126,7 +126,20 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
         }
         None => {}
     }
+    let started = create(options, &dir, lock);
+    if started.is_err() {
+        // A start that failed leaves no state directory behind either.
+        state::StateDir::remove_if_unused(&dir);
+    }
+    started
+}
 
+/// The create half of `exec`: read the config, start the container, supervise it.
+fn create(
+    options: &ExecOptions,
+    dir: &state::ContainerDir,
+    lock: state::StateDir,
+) -> Result<i32, Error> {
     let config_path = display_path(&options.dir, CONFIG_FILE);
     let text = read_config(&dir.path, &config_path)?;
     let config = config::parse(Path::new(&config_path), &text)?;
@@ -138,13 +151,13 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
         process::Command::new(&options.command, &config.environment).map_err(Error::Command)?;
     process::start(
         &process::Start {
-            dir: &dir,
+            dir,
             config_text: &text,
             rootfs: &dir.path,
             config: &config,
             command: &command,
             tty: options.tty.wanted(),
-            cgroup: cgroup_plan(&config, &dir),
+            cgroup: cgroup_plan(&config, dir),
         },
         lock,
     )

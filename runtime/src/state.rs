@@ -206,6 +206,15 @@ impl StateDir {
         }
     }
 
+    /// Remove the state directory of `dir` unless it records a container (a start failed).
+    pub fn remove_if_unused(dir: &ContainerDir) {
+        if let Ok(state) = StateDir::lock(dir) {
+            if state.read().is_none() {
+                state.remove();
+            }
+        }
+    }
+
     /// Remove the whole state directory (the container is gone), still holding the lock;
     /// anyone waiting on the lock notices and starts over with a fresh directory.
     pub fn remove(self) {
