@@ -70,15 +70,6 @@ impl Error {
     }
 }
 
-impl From<namespaces::NamespaceError> for Error {
-    fn from(source: namespaces::NamespaceError) -> Self {
-        Error::Namespaces {
-            path: CONFIG_FILE.into(),
-            source,
-        }
-    }
-}
-
 /// What `nsinit exec` was asked to do.
 pub struct ExecOptions {
     /// The container's directory, as the user gave it (`.` by default).
@@ -143,7 +134,7 @@ fn create(
     let config_path = display_path(&options.dir, CONFIG_FILE);
     let text = read_config(&dir.path, &config_path)?;
     let config = config::parse(Path::new(&config_path), &text)?;
-    namespaces::clone_flags(&config).map_err(|source| Error::Namespaces {
+    let clone_flags = namespaces::clone_flags(&config).map_err(|source| Error::Namespaces {
         path: config_path.clone(),
         source,
     })?;
@@ -155,6 +146,7 @@ fn create(
             config_text: &text,
             rootfs: &dir.path,
             config: &config,
+            clone_flags,
             command: &command,
             tty: options.tty.wanted(),
             cgroup: cgroup_plan(&config, dir),

@@ -22,7 +22,7 @@ use crate::error::{describe, EXIT_SETUP, EXIT_SIGNAL_BASE};
 use crate::state::{self, ContainerDir, Record, StateDir};
 use crate::sys::{self, Forked};
 use crate::terminal::{self, RawMode};
-use crate::{namespaces, network, Error};
+use crate::{network, Error};
 use channel::Message;
 pub use command::Command;
 
@@ -51,6 +51,8 @@ pub struct Start<'a> {
     pub config_text: &'a str,
     pub rootfs: &'a Path,
     pub config: &'a Config,
+    /// The config's namespaces as `clone3` flags ([`crate::namespaces::clone_flags`]).
+    pub clone_flags: u64,
     pub command: &'a Command,
     pub tty: bool,
     /// The container's cgroup (relative path and limits), when it gets one.
@@ -123,7 +125,6 @@ pub fn exit_code(status: WaitStatus) -> i32 {
 /// Start a container and supervise it to the end; returns nsinit's exit code. `state` is the
 /// locked state directory: the lock is let go once the container is joinable.
 pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
-    let flags = namespaces::clone_flags(start.config)?;
     let (parent_end, child_end) =
         channel::pair().map_err(|e| setup("create the start channel", e))?;
     parent_end
@@ -145,7 +146,7 @@ pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
     };
 
     // SAFETY: nsinit is single-threaded: no thread is ever spawned on the start path.
-    let forked = unsafe { sys::clone3(flags, cgroup_fd.as_ref().map(|fd| fd.as_fd())) };
+    let forked = unsafe { sys::clone3(start.clone_flags, cgroup_fd.as_ref().map(|fd| fd.as_fd())) };
     let mut container = match forked {
         Ok(Forked::Child) => {
             drop(parent_end);
