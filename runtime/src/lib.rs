@@ -83,7 +83,7 @@ pub struct ExecOptions {
 /// the container of `dir` lives, join it. Returns the exit code nsinit should exit with.
 pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
     let dir = state::ContainerDir::open(&options.dir).map_err(Error::State)?;
-    let lock = state::StateDir::lock(&dir).map_err(Error::State)?;
+    let lock = state::StateFile::lock(&dir).map_err(Error::State)?;
     match lock
         .read()
         .map(|record| (state::check(&record, &dir), record))
@@ -119,8 +119,8 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
     }
     let started = create(options, &dir, lock);
     if started.is_err() {
-        // A start that failed leaves no state directory behind either.
-        state::StateDir::remove_if_unused(&dir);
+        // A start that failed leaves no state file behind either.
+        state::StateFile::remove_if_unused(&dir);
     }
     started
 }
@@ -129,7 +129,7 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
 fn create(
     options: &ExecOptions,
     dir: &state::ContainerDir,
-    lock: state::StateDir,
+    lock: state::StateFile,
 ) -> Result<i32, Error> {
     let config_path = display_path(&options.dir, CONFIG_FILE);
     let text = read_config(&dir.path, &config_path)?;
@@ -186,7 +186,7 @@ fn remove_stale_cgroup(record: &state::Record) {
 /// `nsinit stats`: the running container's cgroup figures, as JSON.
 pub fn stats(dir: &Path) -> Result<String, Error> {
     let dir = state::ContainerDir::open(dir).map_err(Error::State)?;
-    let lock = state::StateDir::lock(&dir).map_err(Error::State)?;
+    let lock = state::StateFile::lock(&dir).map_err(Error::State)?;
     let record = lock
         .read()
         .filter(|record| matches!(state::check(record, &dir), state::Liveness::Alive { .. }))

@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use crate::cgroups::{Cgroup, Hierarchy, Limits};
 use crate::config::{Config, Namespace};
 use crate::error::{describe, EXIT_SETUP, EXIT_SIGNAL_BASE};
-use crate::state::{self, ContainerDir, Record, StateDir};
+use crate::state::{self, ContainerDir, Record, StateFile};
 use crate::sys::{self, Forked};
 use crate::terminal::{self, RawMode};
 use crate::{network, Error};
@@ -123,8 +123,8 @@ pub fn exit_code(status: WaitStatus) -> i32 {
 }
 
 /// Start a container and supervise it to the end; returns nsinit's exit code. `state` is the
-/// locked state directory: the lock is let go once the container is joinable.
-pub fn start(start: &Start<'_>, state: StateDir) -> Result<i32, Error> {
+/// locked state file: the lock is let go once the container is joinable.
+pub fn start(start: &Start<'_>, state: StateFile) -> Result<i32, Error> {
     let (parent_end, child_end) =
         channel::pair().map_err(|e| setup("create the start channel", e))?;
     parent_end
@@ -299,7 +299,7 @@ fn run_started(
     supervise::run(container, signals, pty_master, Some(idle))
 }
 
-/// A container made public: its record in the state directory and `.nspid` in its directory.
+/// A container made public: its record in its state file and `.nspid` in its directory.
 /// [`Published::remove`] takes both back once PID 1 is gone.
 struct Published<'a> {
     dir: &'a ContainerDir,
@@ -309,7 +309,7 @@ struct Published<'a> {
 impl<'a> Published<'a> {
     fn new(
         dir: &'a ContainerDir,
-        state: &StateDir,
+        state: &StateFile,
         config_text: &str,
         pid: Pid,
         cgroup: Option<String>,
@@ -339,7 +339,7 @@ impl<'a> Published<'a> {
     /// long as the container lives.
     fn offer_sealed_copy(&self) -> Option<OwnedFd> {
         let memfd = join::copy_to_sealed_memfd().ok()?;
-        let state = StateDir::lock(self.dir).ok()?;
+        let state = StateFile::lock(self.dir).ok()?;
         let mut record = state.read().filter(|r| r.pid == self.pid.as_raw())?;
         record.sealed_exe = Some((std::process::id() as i32, memfd.as_raw_fd()));
         state.write(&record).ok()?;
@@ -349,7 +349,7 @@ impl<'a> Published<'a> {
     fn remove(self) {
         // Under the lock, so that a concurrent nsinit never sees half of it; the record is
         // ours to remove only if it still names our PID 1.
-        if let Ok(state) = StateDir::lock(self.dir) {
+        if let Ok(state) = StateFile::lock(self.dir) {
             if state.read().is_some_and(|r| r.pid == self.pid.as_raw()) {
                 state.remove();
             }

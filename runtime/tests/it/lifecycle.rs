@@ -28,7 +28,7 @@ fn nspid_holds_pid_1_while_alive_and_goes_after() {
     assert_ne!(ns, std::fs::read_link("/proc/self/ns/pid").unwrap());
     assert!(child.wait().unwrap().success());
     assert!(!c.file(".nspid").exists());
-    assert!(!state_dir(c.path()).exists(), "state directory removed");
+    assert!(!state_file(c.path()).exists(), "state file removed");
 }
 
 #[test]

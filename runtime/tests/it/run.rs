@@ -425,5 +425,5 @@ fn setup_failure_leaves_no_process_and_no_nspid() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("/sys"), "{}", stderr(&out));
     assert!(!c.file(".nspid").exists());
-    assert!(!state_dir(c.path()).exists(), "no state directory left");
+    assert!(!state_file(c.path()).exists(), "no state file left");
 }

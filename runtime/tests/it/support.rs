@@ -110,8 +110,8 @@ pub fn with_field(config: &str, key: &str, value: &str) -> String {
     json.to_string()
 }
 
-/// nsinit's state directory for a container directory (`/run/nsinit/<dev>-<inode>`).
-pub fn state_dir(dir: &Path) -> PathBuf {
+/// nsinit's state file for a container directory (`/run/nsinit/<dev>-<inode>`).
+pub fn state_file(dir: &Path) -> PathBuf {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir).expect("container dir");
     Path::new("/run/nsinit").join(format!("{:x}-{:x}", meta.dev(), meta.ino()))

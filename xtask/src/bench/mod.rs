@@ -720,8 +720,8 @@ impl Bench<'_> {
         let nspid = dirs.iter().filter(|d| d.join(".nspid").exists()).count();
         let state = dirs
             .iter()
-            .filter_map(|d| state_dir(d))
-            .filter(|s| s.join("state.json").exists())
+            .filter_map(|d| state_file(d))
+            .filter(|s| s.exists())
             .count();
         let processes = procfs::processes()
             .iter()
@@ -753,8 +753,8 @@ fn unavailable(name: &str, reason: String) -> TimeRow {
     }
 }
 
-/// nsinit's record of a container directory: `/run/nsinit/<dev>-<inode>` (hex).
-fn state_dir(dir: &Path) -> Option<PathBuf> {
+/// nsinit's state file of a container directory: `/run/nsinit/<dev>-<inode>` (hex).
+fn state_file(dir: &Path) -> Option<PathBuf> {
     let meta = fs::metadata(dir).ok()?;
     Some(Path::new("/run/nsinit").join(format!("{:x}-{:x}", meta.dev(), meta.ino())))
 }
@@ -861,13 +861,11 @@ impl WorkDir {
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        // nsinit keeps a lock file per directory it ran in; the directories go, so do they.
+        // A killed nsinit leaves its state file behind; the directories go, so do those.
         for dir in self.containers.borrow().iter() {
-            let Some(state) = state_dir(dir) else {
-                continue;
-            };
-            let _ = fs::remove_file(state.join("lock"));
-            let _ = fs::remove_dir(&state);
+            if let Some(state) = state_file(dir) {
+                let _ = fs::remove_file(state);
+            }
         }
         if let Err(error) = fs::remove_dir_all(&self.path) {
             eprintln!("xtask: remove {}: {error}", self.path.display());

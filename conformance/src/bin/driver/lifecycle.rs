@@ -1,5 +1,5 @@
 //! The lifecycle scenarios: several `nsinit exec` in one directory, and what the driver sees
-//! of the container from the host between them (`.nspid`, `/proc/PID`, the state directory).
+//! of the container from the host between them (`.nspid`, `/proc/PID`, the state files).
 //! Each play returns its findings; the checks on them are in `suite`.
 
 use std::collections::BTreeMap;
@@ -139,7 +139,7 @@ pub struct Lifecycle {
     /// `.nspid` while PID 1 runs, and whether the pid it names has this directory as root.
     pub nspid: Nspid,
     pub nspid_root: Result<(), String>,
-    /// The record in the state directory naming PID 1: its path, or why none was found.
+    /// nsinit's record naming PID 1: its path, or why none was found.
     pub record: Result<PathBuf, String>,
     /// Joined runs: `/probe facts`, `/probe exit 9`, a missing command.
     pub facts: Run,
@@ -190,33 +190,42 @@ pub fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
     })
 }
 
-/// The state directory of `dir` (`<dev>-<inode>`, in hex as nsinit names it, or decimal),
-/// and in it a regular file naming `pid`.
+/// The record of `dir` in [`STATE_ROOT`]: a regular file naming `pid`, named after the
+/// directory's `<dev>-<inode>` (in hex as nsinit names it, or decimal), directly or inside a
+/// directory of that name.
 fn record_naming(dir: &Path, pid: i32) -> Result<PathBuf, String> {
     let meta = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let names = [
         format!("{:x}-{:x}", meta.dev(), meta.ino()),
         format!("{}-{}", meta.dev(), meta.ino()),
     ];
-    let state = names
-        .iter()
-        .map(|name| Path::new(STATE_ROOT).join(name))
-        .find(|path| path.is_dir())
-        .ok_or_else(|| format!("no {STATE_ROOT}/{} (or decimal)", names[0]))?;
-    let entries = fs::read_dir(&state).map_err(|e| format!("{}: {e}", state.display()))?;
-    let pid = pid.to_string();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let names_pid = path.is_file()
-            && fs::read_to_string(&path).is_ok_and(|text| {
+    let ours = |path: &Path| {
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| names.iter().any(|name| n.starts_with(name.as_str())))
+    };
+    let names_pid = |path: &Path| {
+        path.is_file()
+            && fs::read_to_string(path).is_ok_and(|text| {
                 text.split(|c: char| !c.is_ascii_digit())
-                    .any(|number| number == pid)
-            });
-        if names_pid {
+                    .any(|number| number == pid.to_string())
+            })
+    };
+    let entries = fs::read_dir(STATE_ROOT).map_err(|e| format!("{STATE_ROOT}: {e}"))?;
+    for path in entries.flatten().map(|e| e.path()).filter(|p| ours(p)) {
+        if names_pid(&path) {
             return Ok(path);
         }
+        if let Ok(inner) = fs::read_dir(&path) {
+            if let Some(found) = inner.flatten().map(|e| e.path()).find(|p| names_pid(p)) {
+                return Ok(found);
+            }
+        }
     }
-    Err(format!("no file in {} names pid {pid}", state.display()))
+    Err(format!(
+        "no file named {STATE_ROOT}/{}* (or decimal) names pid {pid}",
+        names[0]
+    ))
 }
 
 /// The executable of a joining nsinit, seen from the host (CVE-2019-5736).

@@ -821,7 +821,7 @@ fn lifecycle_and_joins() -> Case {
             l.record
                 .as_ref()
                 .map(|_| ())
-                .map_err(|why| mismatch("a record naming PID 1 in /run/nsinit/<dev>-<inode>/", why))
+                .map_err(|why| mismatch("a record naming PID 1 in /run/nsinit/<dev>-<inode>", why))
         }),
         Check::on_findings("lifecycle/nspid-removed", |l: &Lifecycle| {
             match &l.nspid_after {
