@@ -7,9 +7,12 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// The target triple of the static builds (an explicit `--target` keeps `RUSTFLAGS` off
-/// proc-macros and build scripts).
-const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The workspace's build target (`.cargo/config.toml`): builds for it are linked statically,
+/// and an explicit target keeps those flags off proc-macros and build scripts.
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The flags `.cargo/config.toml` gives [`TARGET`], passed again by the steps that need a
+/// static binary, so that a `RUSTFLAGS` in the environment cannot make them dynamic.
+const STATIC_RUSTFLAGS: &str = "-C target-feature=+crt-static";
 
 /// The workspace root (this crate's parent directory).
 pub fn workspace_root() -> PathBuf {
@@ -59,33 +62,43 @@ pub fn step(what: &str, command: &mut Command) -> Result<()> {
 fn static_build(packages: &[&str]) -> Command {
     let mut command = cargo();
     command
-        .args(["build", "--release", "--target", STATIC_TARGET])
+        .args(["build", "--release", "--target", TARGET])
         .args(packages.iter().flat_map(|p| ["-p", p]))
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("RUSTFLAGS", STATIC_RUSTFLAGS)
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     command
 }
 
-fn static_dir() -> PathBuf {
-    target_dir().join(STATIC_TARGET).join("release")
+/// Where cargo puts the binaries of `profile` (`debug` or `release`).
+pub fn binary_dir(profile: &str) -> PathBuf {
+    target_dir().join(TARGET).join(profile)
 }
 
-/// The release nsinit, as `cargo build --release -p nsinit` makes it.
+/// The release nsinit, as `cargo build --release -p nsinit` makes it (static).
 pub fn build_release_nsinit() -> Result<PathBuf> {
     step(
         "cargo build --release -p nsinit",
-        cargo().args(["build", "--release", "-p", "nsinit"]),
-    )?;
-    Ok(target_dir().join("release/nsinit"))
-}
-
-/// The release nsinit, linked statically.
-pub fn build_static_nsinit() -> Result<PathBuf> {
-    step(
-        &format!("cargo build --release --target {STATIC_TARGET} -p nsinit (static)"),
         &mut static_build(&["nsinit"]),
     )?;
-    Ok(static_dir().join("nsinit"))
+    Ok(binary_dir("release").join("nsinit"))
+}
+
+/// The release nsinit linked dynamically, as it would be without `.cargo/config.toml`'s
+/// flags: the bench's reference for what static linking saves. Built in a target directory
+/// of its own so that the two builds do not undo each other.
+pub fn build_dynamic_nsinit() -> Result<PathBuf> {
+    let dir = target_dir().join("dynamic");
+    let mut command = cargo();
+    command
+        .args(["build", "--release", "--target", TARGET, "-p", "nsinit"])
+        .env("CARGO_TARGET_DIR", &dir)
+        .env("RUSTFLAGS", "")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    step(
+        "cargo build --release -p nsinit (dynamically linked, for reference)",
+        &mut command,
+    )?;
+    Ok(dir.join(TARGET).join("release/nsinit"))
 }
 
 /// The static (`crt-static`) release binaries the suite runs, on a host or in the VM.
@@ -100,8 +113,11 @@ pub struct StaticBinaries {
 pub fn build_static() -> Result<StaticBinaries> {
     let mut command = static_build(&["nsinit", "conformance", "vm"]);
     command.arg("--bins");
-    step(&format!("cargo build --release --target {STATIC_TARGET} (static nsinit, conformance, guest-init)"), &mut command)?;
-    let dir = static_dir();
+    step(
+        "cargo build --release (static nsinit, conformance, guest-init)",
+        &mut command,
+    )?;
+    let dir = binary_dir("release");
     Ok(StaticBinaries {
         nsinit: dir.join("nsinit"),
         driver: dir.join("nsinit-conformance"),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::args::Args;
-use crate::cargo::{cargo, step, target_dir};
+use crate::cargo::{binary_dir, cargo, step, target_dir};
 use crate::standin::{StandIn, GATEWAY};
 use crate::{prereqs, procfs};
 
@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<()> {
         "cargo build -p nsinit",
         cargo().args(["build", "-p", "nsinit"]),
     )?;
-    let nsinit = target_dir().join("debug/nsinit");
+    let nsinit = binary_dir("debug").join("nsinit");
 
     let rootfs = target_dir().join("sample/rootfs");
     println!("==> building the sample rootfs in {}", rootfs.display());

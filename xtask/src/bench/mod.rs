@@ -23,7 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 
 use crate::args::Args;
-use crate::cargo::{build_release_nsinit, build_static_nsinit, step, target_dir, workspace_root};
+use crate::cargo::{build_dynamic_nsinit, build_release_nsinit, step, target_dir, workspace_root};
 use crate::prereqs;
 use crate::procfs::{self, CgroupMount};
 use crate::standin::StandIn;
@@ -48,7 +48,7 @@ const HYBRID_CGROUP2: &str = "/sys/fs/cgroup/unified";
 /// Row names the targets are read from.
 const FLOOR: &str = "kernel floor (floor.c)";
 const NSINIT: &str = "nsinit";
-const NSINIT_STATIC: &str = "nsinit (static)";
+const NSINIT_DYNAMIC: &str = "nsinit (dynamically linked)";
 const WITH_CGROUPS: &str = "nsinit + cgroups";
 const WITH_NETWORK: &str = "nsinit + network";
 const RUNC: &str = "runc run";
@@ -120,7 +120,7 @@ pub fn run(mut args: Args) -> Result<()> {
     fs::create_dir_all(&out)?;
     let tools = Tools {
         nsinit: build_release_nsinit()?,
-        nsinit_static: build_static_nsinit()?,
+        nsinit_dynamic: build_dynamic_nsinit()?,
         floor: compile(&out, "floor")?,
         hide_cgroup2: if is_hybrid(&procfs::cgroup_mounts()?) {
             Some(compile(&out, "hide-cgroup2")?)
@@ -257,7 +257,7 @@ pub fn run(mut args: Args) -> Result<()> {
 /// The binaries the bench runs.
 struct Tools {
     nsinit: PathBuf,
-    nsinit_static: PathBuf,
+    nsinit_dynamic: PathBuf,
     floor: PathBuf,
     /// crun's way onto a hybrid cgroup host (None: the host is not hybrid).
     hide_cgroup2: Option<PathBuf>,
@@ -430,7 +430,7 @@ impl Bench<'_> {
         let mut contenders = vec![
             Contender::new(FLOOR, &t.floor).args([floor_rootfs.as_os_str(), "/bin/true".as_ref()]),
             self.nsinit(NSINIT, &t.nsinit, &bare, &["/bin/true"]),
-            self.nsinit(NSINIT_STATIC, &t.nsinit_static, &bare, &["/bin/true"]),
+            self.nsinit(NSINIT_DYNAMIC, &t.nsinit_dynamic, &bare, &["/bin/true"]),
             self.nsinit(WITH_CGROUPS, &t.nsinit, &cgroups, &["/bin/true"])
                 .when_failing("cgroups not landed"),
             self.nsinit(WITH_NETWORK, &t.nsinit, &network, &["/bin/true"]),
@@ -488,8 +488,8 @@ impl Bench<'_> {
         let contenders = [
             self.nsinit(NSINIT, &self.tools.nsinit, &dir, &["/bin/true"]),
             self.nsinit(
-                NSINIT_STATIC,
-                &self.tools.nsinit_static,
+                NSINIT_DYNAMIC,
+                &self.tools.nsinit_dynamic,
                 &dir,
                 &["/bin/true"],
             ),
@@ -528,8 +528,8 @@ impl Bench<'_> {
                 Ok(self.nsinit(NSINIT, &t.nsinit, &bare, &sleep_args)),
             ),
             (
-                NSINIT_STATIC.into(),
-                Ok(self.nsinit(NSINIT_STATIC, &t.nsinit_static, &bare, &sleep_args)),
+                NSINIT_DYNAMIC.into(),
+                Ok(self.nsinit(NSINIT_DYNAMIC, &t.nsinit_dynamic, &bare, &sleep_args)),
             ),
             (
                 "nsinit + cgroups + network".into(),
@@ -1059,7 +1059,7 @@ fn measured(
     Measured {
         floor: median_of(start, FLOOR),
         bare: median_of(start, NSINIT),
-        bare_static: median_of(start, NSINIT_STATIC),
+        bare_dynamic: median_of(start, NSINIT_DYNAMIC),
         cgroups: median_of(start, WITH_CGROUPS),
         network: median_of(start, WITH_NETWORK),
         runc: median_of(start, RUNC),

@@ -249,8 +249,8 @@ pub fn scale_table(rows: &[ScaleRow]) -> String {
 pub struct Measured {
     pub floor: Option<f64>,
     pub bare: Option<f64>,
-    /// The static build's bare start, shown next to the bare targets.
-    pub bare_static: Option<f64>,
+    /// The dynamically linked build's bare start, shown next to the bare targets.
+    pub bare_dynamic: Option<f64>,
     pub cgroups: Option<f64>,
     pub network: Option<f64>,
     pub runc: Option<f64>,
@@ -287,10 +287,10 @@ impl Target {
         }
     }
 
-    /// Appends `(static build: X)` to what was measured.
-    fn with_static(mut self, value: Option<f64>, show: fn(f64) -> String) -> Target {
+    /// Appends `(dynamically linked: X)` to what was measured.
+    fn with_dynamic(mut self, value: Option<f64>, show: fn(f64) -> String) -> Target {
         if let Some(value) = value {
-            self.measured = format!("{} (static build: {})", self.measured, show(value));
+            self.measured = format!("{} (dynamically linked: {})", self.measured, show(value));
         }
         self
     }
@@ -323,14 +323,14 @@ pub fn targets(m: &Measured) -> Vec<Target> {
             2.0,
             times,
         )
-        .with_static(quotient(m.bare_static, m.floor), times),
+        .with_dynamic(quotient(m.bare_dynamic, m.floor), times),
         Target::at_most(
             "start, bare: nsinit ≤ 0.25x runc",
             quotient(m.bare, m.runc),
             0.25,
             times,
         )
-        .with_static(quotient(m.bare_static, m.runc), times),
+        .with_dynamic(quotient(m.bare_dynamic, m.runc), times),
         Target::at_most(
             "start with cgroups ≤ bare + 3 ms",
             minus(m.cgroups, m.bare),
@@ -505,7 +505,7 @@ mod tests {
         let m = Measured {
             floor: Some(2.5),
             bare: Some(4.0),
-            bare_static: Some(3.0),
+            bare_dynamic: Some(3.0),
             cgroups: Some(8.0),
             network: Some(5.0),
             runc: Some(40.0),
@@ -525,8 +525,8 @@ mod tests {
         assert_eq!(
             results,
             [
-                ("1.60x (static build: 1.20x)".to_string(), Some(true)),
-                ("0.10x (static build: 0.07x)".into(), Some(true)),
+                ("1.60x (dynamically linked: 1.20x)".to_string(), Some(true)),
+                ("0.10x (dynamically linked: 0.07x)".into(), Some(true)),
                 ("+4.00 ms".into(), Some(false)),
                 ("+1.00 ms".into(), Some(true)),
                 ("not measured".into(), None),
