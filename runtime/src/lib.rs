@@ -186,9 +186,9 @@ fn remove_stale_cgroup(record: &state::Record) {
 /// `nsinit stats`: the running container's cgroup figures, as JSON.
 pub fn stats(dir: &Path) -> Result<String, Error> {
     let dir = state::ContainerDir::open(dir).map_err(Error::State)?;
-    let lock = state::StateFile::lock(&dir).map_err(Error::State)?;
+    let lock = state::StateFile::lock_existing(&dir).map_err(Error::State)?;
     let record = lock
-        .read()
+        .and_then(|lock| lock.read())
         .filter(|record| matches!(state::check(record, &dir), state::Liveness::Alive { .. }))
         .ok_or_else(|| {
             Error::Stats(format!("no container is running in {}", dir.path.display()))

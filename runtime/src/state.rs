@@ -184,22 +184,36 @@ impl StateFile {
     /// Create (when missing) and lock the state file of `dir`. The lock is held only around
     /// the decision to create or join, never while a command runs.
     pub fn lock(dir: &ContainerDir) -> Result<StateFile, StateError> {
-        let path = StateFile::path(dir);
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(STATE_ROOT)
             .map_err(|e| failed_io(format!("create state directory {STATE_ROOT}"), e))?;
+        StateFile::lock_with(dir, true).map(|state| state.expect("created when missing"))
+    }
+
+    /// Lock the state file of `dir` if there is one (for readers such as `nsinit stats`,
+    /// which must not leave a file behind).
+    pub fn lock_existing(dir: &ContainerDir) -> Result<Option<StateFile>, StateError> {
+        StateFile::lock_with(dir, false)
+    }
+
+    fn lock_with(dir: &ContainerDir, create: bool) -> Result<Option<StateFile>, StateError> {
+        let path = StateFile::path(dir);
         loop {
-            let file = File::options()
-                .create(true)
+            let file = match File::options()
+                .create(create)
                 .truncate(false)
                 .read(true)
                 .write(true)
                 .mode(0o600)
                 .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
                 .open(&path)
-                .map_err(|e| failed_io(format!("open state file {}", path.display()), e))?;
+            {
+                Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                other => other
+                    .map_err(|e| failed_io(format!("open state file {}", path.display()), e))?,
+            };
             let lock = Flock::lock(file, FlockArg::LockExclusive)
                 .map_err(|(_, e)| failed(format!("lock {}", path.display()), e))?;
             // The holder before us may have removed the file ([`StateFile::remove`]): then
@@ -207,7 +221,7 @@ impl StateFile {
             let held = lock.metadata().map(|m| m.ino()).ok();
             let current = fs::metadata(&path).map(|m| m.ino()).ok();
             if held.is_some() && held == current {
-                return Ok(StateFile { path, lock });
+                return Ok(Some(StateFile { path, lock }));
             }
         }
     }
@@ -362,6 +376,8 @@ mod tests {
         assert!(!path.exists(), "no file once the container is gone");
         StateFile::remove_if_unused(&dir);
         assert!(!path.exists(), "an unused state file is not left behind");
+        assert!(StateFile::lock_existing(&dir).unwrap().is_none());
+        assert!(!path.exists(), "a reader creates nothing");
     }
 
     #[test]

@@ -96,6 +96,7 @@ fn limit_is_set_for_pid_1_and_joined_processes_and_the_group_goes_after() {
         "{}",
         stderr(&out)
     );
+    assert!(!state_file(c.path()).exists(), "stats leaves no state file");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! tables and the targets with PASS/MISS, and writes JSON to `<target>/bench/`.
 
 mod config;
+mod interrupt;
 mod oci;
 mod report;
 mod stats;
@@ -104,6 +105,7 @@ pub fn run(mut args: Args) -> Result<()> {
         bail!("the bench starts containers, which needs root: run `cargo xtask bench` as root");
     }
     let began = Instant::now();
+    interrupt::catch();
 
     println!("==> prerequisites");
     prereqs::ensure(&[
@@ -559,6 +561,7 @@ impl Bench<'_> {
                 if errors[i].is_some() && samples[i].0.is_empty() {
                     continue;
                 }
+                interrupt::check()?;
                 let mut command = Command::new(&contender.program);
                 command.args(&contender.args);
                 match Live::start(command, &scratch.join(format!("memory-{i}"))) {
@@ -612,6 +615,7 @@ impl Bench<'_> {
         let mut gone: Vec<Vec<f64>> = vec![Vec::new(); SCALE.len()];
         for batch in 0..=batches {
             for (k, &n) in SCALE.iter().enumerate() {
+                interrupt::check()?;
                 let (wall, failed, error) = self.batch(&dirs[..n], &errors)?;
                 let (left, veths_gone) = self.leftovers(&dirs[..n], &roots)?;
                 leftovers[k] = leftovers[k].max(left);

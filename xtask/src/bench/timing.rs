@@ -62,6 +62,7 @@ impl Contender {
 /// Runs `contender` once with stderr in `stderr`: the wall time in ms from spawn to wait, and
 /// why it failed if it did.
 pub fn run_once(contender: &Contender, stderr: &Path) -> Result<(f64, Option<String>)> {
+    super::interrupt::check()?;
     let file = File::create(stderr).with_context(|| format!("create {}", stderr.display()))?;
     let mut command = contender.command();
     command.stderr(file);

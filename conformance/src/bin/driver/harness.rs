@@ -140,6 +140,9 @@ pub struct Workspace {
     owns_root: bool,
     /// Mounts found under case directories after their run, detached by the driver.
     pub leftover_mounts: Vec<String>,
+    /// nsinit's state (in [`STATE_ROOT`]) still naming a case directory after its run,
+    /// removed by the driver.
+    pub leftover_state: Vec<String>,
 }
 
 impl Workspace {
@@ -164,6 +167,7 @@ impl Workspace {
             template,
             owns_root,
             leftover_mounts: Vec::new(),
+            leftover_state: Vec::new(),
         })
     }
 
@@ -203,6 +207,11 @@ impl Workspace {
             detach(Path::new(&point))?;
             self.leftover_mounts.push(point);
         }
+        for path in state_of(dir) {
+            let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+            self.leftover_state
+                .push(format!("{} (for {})", path.display(), dir.display()));
+        }
         fs::remove_dir_all(dir)
     }
 
@@ -216,6 +225,36 @@ impl Workspace {
         }
         Ok(())
     }
+}
+
+/// Where nsinit keeps its state (README, "Lifecycle").
+pub const STATE_ROOT: &str = "/run/nsinit";
+
+/// Entries of [`STATE_ROOT`] named after `dir`'s device and inode (hex as nsinit names them,
+/// or decimal), whatever their suffix.
+pub fn state_of(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(dir) else {
+        return Vec::new();
+    };
+    let ids = [
+        format!("{:x}-{:x}", meta.dev(), meta.ino()),
+        format!("{}-{}", meta.dev(), meta.ino()),
+    ];
+    let named_after = |name: &str| {
+        ids.iter().any(|id| {
+            name.strip_prefix(id.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        })
+    };
+    let Ok(entries) = fs::read_dir(STATE_ROOT) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_str().is_some_and(named_after))
+        .map(|entry| entry.path())
+        .collect()
 }
 
 /// Mount points at or under `dir` in the driver's own mount namespace.

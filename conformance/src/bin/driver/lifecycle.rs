@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use conformance::facts::{CapabilitySets, Facts};
 use conformance::names::NAMESPACES;
 
-use crate::harness::Run;
+use crate::harness::{self, Run, STATE_ROOT};
 use crate::stage::{Nsinit, Process, Stage};
 
 /// How long the kernel and nsinit may take for what the lifecycle promises at once (a
@@ -23,9 +23,6 @@ pub const PROMPTLY: Duration = Duration::from_secs(5);
 
 /// The public mirror of PID 1's host pid in the container's directory.
 pub const NSPID: &str = ".nspid";
-
-/// Where nsinit keeps its record of each container (README, "Lifecycle").
-const STATE_ROOT: &str = "/run/nsinit";
 
 /// A PID 1 that lives until the driver ends it.
 const LONG_SLEEP: &[&str] = &["/probe", "sleep", "600"];
@@ -191,19 +188,8 @@ pub fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
 }
 
 /// The record of `dir` in [`STATE_ROOT`]: a regular file naming `pid`, named after the
-/// directory's `<dev>-<inode>` (in hex as nsinit names it, or decimal), directly or inside a
-/// directory of that name.
+/// directory's `<dev>-<inode>` ([`harness::state_of`]), or inside a directory so named.
 fn record_naming(dir: &Path, pid: i32) -> Result<PathBuf, String> {
-    let meta = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let names = [
-        format!("{:x}-{:x}", meta.dev(), meta.ino()),
-        format!("{}-{}", meta.dev(), meta.ino()),
-    ];
-    let ours = |path: &Path| {
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| names.iter().any(|name| n.starts_with(name.as_str())))
-    };
     let names_pid = |path: &Path| {
         path.is_file()
             && fs::read_to_string(path).is_ok_and(|text| {
@@ -211,8 +197,7 @@ fn record_naming(dir: &Path, pid: i32) -> Result<PathBuf, String> {
                     .any(|number| number == pid.to_string())
             })
     };
-    let entries = fs::read_dir(STATE_ROOT).map_err(|e| format!("{STATE_ROOT}: {e}"))?;
-    for path in entries.flatten().map(|e| e.path()).filter(|p| ours(p)) {
+    for path in harness::state_of(dir) {
         if names_pid(&path) {
             return Ok(path);
         }
@@ -223,8 +208,8 @@ fn record_naming(dir: &Path, pid: i32) -> Result<PathBuf, String> {
         }
     }
     Err(format!(
-        "no file named {STATE_ROOT}/{}* (or decimal) names pid {pid}",
-        names[0]
+        "no file in {STATE_ROOT} named after {} names pid {pid}",
+        dir.display()
     ))
 }
 

@@ -43,6 +43,7 @@ usage: nsinit-conformance --nsinit PATH --probe PATH [--busybox PATH | --rootfs-
 /// Checks the driver makes on the host after all cases: nothing a container did shows there.
 const HYGIENE_CHECKS: &[&str] = &[
     "hygiene/no-leftover-mounts",
+    "hygiene/no-leftover-state",
     "hygiene/host-hostname-unchanged",
 ];
 
@@ -299,6 +300,12 @@ fn hygiene_verdict(name: &str, workspace: &Workspace, host: &expect::Host) -> Ve
             Err(check::mismatch(
                 "no mounts left under case directories",
                 workspace.leftover_mounts.join(", "),
+            ))
+        }
+        "hygiene/no-leftover-state" if !workspace.leftover_state.is_empty() => {
+            Err(check::mismatch(
+                "no state left in /run/nsinit for case directories once nsinit returned",
+                workspace.leftover_state.join(", "),
             ))
         }
         "hygiene/host-hostname-unchanged" => {
