@@ -48,6 +48,7 @@ const HYBRID_CGROUP2: &str = "/sys/fs/cgroup/unified";
 
 /// Row names the targets are read from.
 const FLOOR: &str = "kernel floor (floor.c)";
+const FLOOR_FULL: &str = "kernel floor + /sys, /dev, hostname, lo, caps (floor.c --full)";
 const NSINIT: &str = "nsinit";
 const NSINIT_DYNAMIC: &str = "nsinit (dynamically linked)";
 const WITH_CGROUPS: &str = "nsinit + cgroups";
@@ -431,6 +432,11 @@ impl Bench<'_> {
         let t = self.tools;
         let mut contenders = vec![
             Contender::new(FLOOR, &t.floor).args([floor_rootfs.as_os_str(), "/bin/true".as_ref()]),
+            Contender::new(FLOOR_FULL, &t.floor).args([
+                "--full".as_ref(),
+                floor_rootfs.as_os_str(),
+                "/bin/true".as_ref(),
+            ]),
             self.nsinit(NSINIT, &t.nsinit, &bare, &["/bin/true"]),
             self.nsinit(NSINIT_DYNAMIC, &t.nsinit_dynamic, &bare, &["/bin/true"]),
             self.nsinit(WITH_CGROUPS, &t.nsinit, &cgroups, &["/bin/true"])
