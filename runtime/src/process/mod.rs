@@ -339,7 +339,7 @@ impl<'a> Published<'a> {
     /// long as the container lives.
     fn offer_sealed_copy(&self) -> Option<OwnedFd> {
         let memfd = join::copy_to_sealed_memfd().ok()?;
-        let state = StateFile::lock(self.dir).ok()?;
+        let state = StateFile::lock_existing(self.dir).ok()??;
         let mut record = state.read().filter(|r| r.pid == self.pid.as_raw())?;
         record.sealed_exe = Some((std::process::id() as i32, memfd.as_raw_fd()));
         state.write(&record).ok()?;
@@ -347,14 +347,18 @@ impl<'a> Published<'a> {
     }
 
     fn remove(self) {
-        // Under the lock, so that a concurrent nsinit never sees half of it; the record is
-        // ours to remove only if it still names our PID 1.
-        if let Ok(state) = StateFile::lock(self.dir) {
-            if state.read().is_some_and(|r| r.pid == self.pid.as_raw()) {
-                state.remove();
-            }
+        // Under the lock, so that a concurrent nsinit never sees half of it. Once PID 1 is
+        // gone, another nsinit may have found it dead and started the next container here:
+        // its record and its `.nspid` are not ours to remove.
+        let state = StateFile::lock_existing(self.dir).ok().flatten();
+        let record = state.as_ref().and_then(StateFile::read);
+        if record.is_some_and(|r| r.pid != self.pid.as_raw()) {
+            return;
         }
         self.dir.remove_nspid();
+        if let Some(state) = state {
+            state.remove();
+        }
     }
 }
 

@@ -151,6 +151,62 @@ fn dead_pid_in_nspid_starts_a_fresh_container() {
 }
 
 #[test]
+fn a_late_supervisor_leaves_the_next_container_alone() {
+    if !root_or_skip() {
+        return;
+    }
+    let c = Container::new(seed());
+    let (mut first, old_pid) = start_sleeper(&c, "60");
+    // The first supervisor stalls while its PID 1 dies (and stays an unreaped zombie).
+    let supervisor = Pid::from_raw(first.id() as i32);
+    kill(supervisor, Signal::SIGSTOP).unwrap();
+    kill(Pid::from_raw(old_pid), Signal::SIGKILL).unwrap();
+    wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{old_pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    });
+    // The next exec finds it dead and starts the next container.
+    let mut second = c
+        .exec(&["sleep", "60"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let nspid = || {
+        std::fs::read_to_string(c.file(".nspid"))
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+    };
+    wait_until(Duration::from_secs(10), || {
+        nspid().is_some_and(|pid| pid != old_pid)
+    });
+    let new_pid = nspid().unwrap();
+    // The first supervisor wakes up, reaps its PID 1 and cleans up after it.
+    kill(supervisor, Signal::SIGCONT).unwrap();
+    assert_eq!(first.wait().unwrap().code(), Some(137));
+    assert_eq!(
+        nspid(),
+        Some(new_pid),
+        "the next container's .nspid is left alone"
+    );
+    let record = std::fs::read_to_string(state_file(c.path())).unwrap_or_default();
+    assert!(
+        record.contains(&format!("\"pid\":{new_pid}")),
+        "and its record: {record}"
+    );
+    let joined = c.run(&["true"]);
+    assert!(joined.status.success(), "{}", stderr(&joined));
+    kill(Pid::from_raw(new_pid), Signal::SIGKILL).unwrap();
+    second.wait().unwrap();
+    assert!(!c.file(".nspid").exists());
+    assert!(!state_file(c.path()).exists());
+}
+
+#[test]
 fn concurrent_first_starts_make_one_container() {
     if !root_or_skip() {
         return;
