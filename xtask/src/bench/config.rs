@@ -15,16 +15,26 @@ pub const MEMORY: u64 = 64 << 20;
 /// `cgroup`, the group `nsinit-bench/<cgroup>` limited to 64 MiB; with `address`, an `eth0`
 /// with that address on the stand-in host's bridge.
 pub fn container_json(cgroup: Option<&str>, address: Option<&str>) -> Result<String> {
+    config_with(cgroup.map(|name| (name, MEMORY)), address)
+}
+
+/// The seed's sample without network, in the group `nsinit-bench/<cgroup>` limited to
+/// `memory` bytes.
+pub fn container_json_with_memory(cgroup: &str, memory: u64) -> Result<String> {
+    config_with(Some((cgroup, memory)), None)
+}
+
+fn config_with(cgroup: Option<(&str, u64)>, address: Option<&str>) -> Result<String> {
     let base = fixtures::config("seed-no-net-cgroups")
         .context("fixture seed-no-net-cgroups is missing")?;
     let mut config: Value = serde_json::from_str(base)?;
     let object = config
         .as_object_mut()
         .context("seed-no-net-cgroups is not an object")?;
-    if let Some(name) = cgroup {
+    if let Some((name, memory)) = cgroup {
         object.insert(
             "cgroups".into(),
-            json!({ "name": name, "parent": CGROUP_PARENT, "memory": MEMORY }),
+            json!({ "name": name, "parent": CGROUP_PARENT, "memory": memory }),
         );
     }
     if let Some(address) = address {

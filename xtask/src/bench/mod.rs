@@ -6,6 +6,7 @@
 
 mod config;
 mod interrupt;
+mod limit;
 mod oci;
 mod report;
 mod stats;
@@ -176,10 +177,10 @@ pub fn run(mut args: Args) -> Result<()> {
     };
     // Before the scale section, which loads the machine itself.
     let load_after = load_average();
-    let memory = if sections.memory {
-        bench.memory()?
+    let (memory, limits) = if sections.memory {
+        (bench.memory()?, bench.limits()?)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let scale = if sections.scale {
         bench.scale(scale_rounds)?
@@ -202,6 +203,7 @@ pub fn run(mut args: Args) -> Result<()> {
         &start,
         &join,
         &memory,
+        &limits,
         &scale,
         &targets,
     );
@@ -227,6 +229,7 @@ pub fn run(mut args: Args) -> Result<()> {
         "start": report::rows_json(&start),
         "join": report::rows_json(&join),
         "memory": report::memory_json(&memory),
+        "memory_limit": limit::json(&limits),
         "scale": report::scale_json(&scale),
         "targets": report::targets_json(&targets),
         "duration_s": elapsed.as_secs_f64(),
@@ -1094,6 +1097,7 @@ fn markdown(
     start: &[TimeRow],
     join: &[TimeRow],
     memory: &[MemoryRow],
+    limits: &[limit::LimitRow],
     scale: &[ScaleRow],
     targets: &[report::Target],
 ) -> String {
@@ -1128,6 +1132,12 @@ fn markdown(
             "\n### Supervisor memory while the container runs `sleep` (median of {MEMORY_ROUNDS})\n\n"
         ));
         out.push_str(&report::memory_table(memory, NSINIT));
+    }
+    if !limits.is_empty() {
+        out.push_str(
+            "\n### Smallest memory limit (16 KiB steps) a container running `/bin/true` starts under\n\n",
+        );
+        out.push_str(&limit::table(limits));
     }
     if !scale.is_empty() {
         out.push_str(

@@ -40,6 +40,17 @@ pub fn bundle_config(
     Ok(serde_json::to_string_pretty(&config)?)
 }
 
+/// A bundle's config.json with `linux.resources.memory.limit` set to `bytes`.
+pub fn with_memory_limit(config: &str, bytes: u64) -> Result<String> {
+    let mut config: Value = serde_json::from_str(config)?;
+    let Some(linux) = config.get_mut("linux").and_then(Value::as_object_mut) else {
+        bail!("config.json has no linux object");
+    };
+    let resources = linux.entry("resources").or_insert_with(|| json!({}));
+    resources["memory"] = json!({ "limit": bytes });
+    Ok(serde_json::to_string_pretty(&config)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +91,18 @@ mod tests {
         assert_eq!(namespaces, NAMESPACES);
         assert_eq!(config["linux"]["cgroupsPath"], json!("/nsinit-bench/runc"));
         assert_eq!(config["linux"]["maskedPaths"], json!(["/proc/kcore"]));
+    }
+
+    #[test]
+    fn the_memory_limit_goes_under_linux_resources() {
+        let text =
+            with_memory_limit(r#"{"linux": {"resources": {"devices": []}}}"#, 65536).unwrap();
+        let config: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            config["linux"]["resources"],
+            json!({ "devices": [], "memory": { "limit": 65536 } })
+        );
+        assert!(with_memory_limit("{}", 1).is_err());
     }
 
     #[test]
