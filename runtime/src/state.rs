@@ -8,7 +8,7 @@
 //! checked through a pidfd so the answer cannot go stale.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -243,7 +243,11 @@ impl StateFile {
 
     /// The record of the container believed to run here, if any.
     pub fn read(&self) -> Option<Record> {
-        let text = read_whole(&self.lock).ok()?;
+        let mut file: &File = &self.lock;
+        let mut text = String::new();
+        file.rewind()
+            .and_then(|()| file.read_to_string(&mut text))
+            .ok()?;
         serde_json::from_str(&text).ok()
     }
 
@@ -260,19 +264,6 @@ impl StateFile {
     pub fn clear(&self) {
         let _ = self.lock.set_len(0);
     }
-}
-
-/// The whole of `file` from its start (positioned reads: the offset is never moved).
-fn read_whole(file: &File) -> std::io::Result<String> {
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match file.read_at(&mut chunk, bytes.len() as u64)? {
-            0 => break,
-            n => bytes.extend_from_slice(&chunk[..n]),
-        }
-    }
-    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Whether a recorded PID 1 is still the container of this directory.
