@@ -13,8 +13,8 @@ pub const EXIT_SIGNAL_BASE: i32 = 128;
 
 /// A setup step that failed in the kernel: what was done, to which object, and the errno.
 ///
-/// Steps run in the container's first process report this to nsinit as text over the start
-/// channel, so it is one flat type rather than an enum per module.
+/// Steps run in the container's first process report this to nsinit as a [`Failure`] over the
+/// start channel, so it is one flat type rather than an enum per module.
 #[derive(Debug)]
 pub struct StepError {
     /// The step and its object, e.g. `mount proc on /proc`.
@@ -29,6 +29,25 @@ impl fmt::Display for StepError {
 }
 
 impl std::error::Error for StepError {}
+
+/// Why a container's process stopped before its command ran: the exit code nsinit reports
+/// (125 for a setup step, 126/127 for the command) and the message. The one shape on both
+/// sides of the clone: the child sends it over the start channel, nsinit prints it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text}")]
+pub struct Failure {
+    pub code: u8,
+    pub text: String,
+}
+
+impl From<StepError> for Failure {
+    fn from(error: StepError) -> Self {
+        Failure {
+            code: EXIT_SETUP as u8,
+            text: error.to_string(),
+        }
+    }
+}
 
 /// The errno as a person reads it: `permission denied`, not `EPERM: Operation not permitted`.
 pub fn describe(errno: nix::Error) -> String {

@@ -1,16 +1,19 @@
 //! nsinit: run a directory holding a root filesystem and a `container.json` as a container.
 //!
-//! The library does the work; `main.rs` is a thin CLI over [`exec`]. One module per kernel
-//! concern; `sys` holds the raw system calls and is the only module with `unsafe`.
+//! The library does the work; `main.rs` is a thin CLI over [`exec`]. A config is read and
+//! lowered to a [`plan::Plan`] by its front-end (`spec`); the engine (`process`, `state`,
+//! and one module per kernel concern) reads only the plan. `sys` holds the raw system calls;
+//! the only `unsafe` outside it are the two calls of the unsafe `sys::clone3` (start, join).
 
 pub mod capabilities;
 pub mod cgroups;
-pub mod config;
 pub mod error;
 pub mod mounts;
 pub mod namespaces;
 pub mod network;
+pub mod plan;
 pub mod process;
+pub mod spec;
 pub mod state;
 pub mod sys;
 pub mod terminal;
@@ -21,7 +24,8 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use error::{describe_io, EXIT_SETUP};
+use error::{describe_io, Failure, StepError, EXIT_SETUP};
+use spec::container_json;
 use terminal::TtyMode;
 
 /// The name of the config file in a container's directory.
@@ -36,35 +40,41 @@ pub enum Error {
     #[error("{path}: {reason}")]
     ReadConfig { path: String, reason: String },
     #[error(transparent)]
-    State(state::StateError),
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    Config(#[from] spec::ConfigError),
     #[error("{path}: {source}")]
     Namespaces {
         path: String,
         source: namespaces::NamespaceError,
     },
-    #[error("{0}")]
-    Command(String),
+    #[error(transparent)]
+    Command(#[from] process::CommandError),
     #[error(transparent)]
     Network(#[from] network::NetworkError),
     #[error(transparent)]
     Cgroup(#[from] cgroups::CgroupError),
-    #[error("stats: {0}")]
-    Stats(String),
     /// A step on nsinit's side failed.
-    #[error("{0}")]
-    Supervise(String),
-    /// The container's first process failed a setup step or could not exec the command.
-    #[error("{text}")]
-    Container { code: i32, text: String },
+    #[error(transparent)]
+    Step(#[from] StepError),
+    #[error("stats: no container is running in {}", .dir.display())]
+    NotRunning { dir: PathBuf },
+    #[error("stats: the running container has no cgroup (no `cgroups` in its container.json)")]
+    NoCgroup,
+    #[error("the container process died during setup ({step}) with exit code {code}")]
+    DiedDuringSetup { step: &'static str, code: i32 },
+    #[error("the container process did not finish setup ({step}) within {secs}s")]
+    SetupTimeout { step: &'static str, secs: u64 },
+    #[error("start channel: unexpected message {message}")]
+    Protocol { message: String },
+    /// The container's process failed a setup step or could not exec the command.
+    #[error(transparent)]
+    Container(Failure),
 }
 
 impl Error {
     /// nsinit's exit code for this error (see README: 125, or 126/127 for the command).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Container { code, .. } => *code,
+            Error::Container(failure) => failure.code.into(),
             _ => EXIT_SETUP,
         }
     }
@@ -82,8 +92,8 @@ pub struct ExecOptions {
 /// `nsinit exec`: run the command as PID 1 of a new container made from `dir`, or, while
 /// the container of `dir` lives, join it. Returns the exit code nsinit should exit with.
 pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
-    let dir = state::ContainerDir::open(&options.dir).map_err(Error::State)?;
-    let lock = state::StateFile::lock(&dir).map_err(Error::State)?;
+    let dir = state::ContainerDir::open(&options.dir)?;
+    let lock = state::StateFile::lock(&dir)?;
     match lock
         .read()
         .map(|record| (state::check(&record, &dir), record))
@@ -125,7 +135,8 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
     started
 }
 
-/// The create half of `exec`: read the config, start the container, supervise it.
+/// The create half of `exec`: read the config, lower it to a plan, start the container,
+/// supervise it.
 fn create(
     options: &ExecOptions,
     dir: &state::ContainerDir,
@@ -133,50 +144,38 @@ fn create(
 ) -> Result<i32, Error> {
     let config_path = display_path(&options.dir, CONFIG_FILE);
     let text = read_config(&dir.path, &config_path)?;
-    let config = config::parse(Path::new(&config_path), &text)?;
-    let clone_flags = namespaces::clone_flags(&config).map_err(|source| Error::Namespaces {
-        path: config_path.clone(),
-        source,
-    })?;
-    let command =
-        process::Command::new(&options.command, &config.environment).map_err(Error::Command)?;
+    let config = container_json::parse(Path::new(&config_path), &text)?;
+    let site = container_json::Site {
+        rootfs: &dir.path,
+        id: &dir.id(),
+    };
+    let plan = container_json::lower(&config, &site);
+    let clone_flags =
+        namespaces::clone_flags(&plan.namespaces).map_err(|source| Error::Namespaces {
+            path: config_path.clone(),
+            source,
+        })?;
+    let command = process::Command::new(&options.command, &plan.process.env)?;
     process::start(
         &process::Start {
             dir,
-            config_text: &text,
-            rootfs: &dir.path,
-            config: &config,
+            plan: &plan,
             clone_flags,
             command: &command,
             tty: options.tty.wanted(),
-            cgroup: cgroup_plan(&config, dir),
         },
         lock,
     )
 }
 
-/// The cgroup a container gets: the configured one, or, without a pid namespace, one of
-/// nsinit's own (`nsinit/<dev>-<inode>`), through which its processes die with PID 1.
-fn cgroup_plan(
-    config: &config::Config,
-    dir: &state::ContainerDir,
-) -> Option<(PathBuf, cgroups::Limits)> {
-    match &config.cgroups {
-        Some(c) => Some((c.path(), cgroups::Limits::from(c))),
-        None if !config.has(config::Namespace::Pid) => Some((
-            Path::new("nsinit").join(dir.id()),
-            cgroups::Limits::default(),
-        )),
-        None => None,
-    }
-}
-
 /// A dead container's leftovers in its cgroup (processes outside a pid namespace survive a
 /// SIGKILLed nsinit): kill them and remove the group.
 fn remove_stale_cgroup(record: &state::Record) {
-    let Some(path) = &record.cgroup else { return };
+    let Some(cgroup) = &record.plan.cgroup else {
+        return;
+    };
     if let Ok(group) =
-        cgroups::Hierarchy::detect().and_then(|h| cgroups::Cgroup::open(&h, Path::new(path)))
+        cgroups::Hierarchy::detect().and_then(|h| cgroups::Cgroup::open(&h, &cgroup.path))
     {
         let _ = group.kill_all();
         let _ = group.remove();
@@ -185,20 +184,16 @@ fn remove_stale_cgroup(record: &state::Record) {
 
 /// `nsinit stats`: the running container's cgroup figures, as JSON.
 pub fn stats(dir: &Path) -> Result<String, Error> {
-    let dir = state::ContainerDir::open(dir).map_err(Error::State)?;
-    let lock = state::StateFile::lock_existing(&dir).map_err(Error::State)?;
+    let dir = state::ContainerDir::open(dir)?;
+    let lock = state::StateFile::lock_existing(&dir)?;
     let record = lock
         .and_then(|lock| lock.read())
         .filter(|record| matches!(state::check(record, &dir), state::Liveness::Alive { .. }))
-        .ok_or_else(|| {
-            Error::Stats(format!("no container is running in {}", dir.path.display()))
+        .ok_or_else(|| Error::NotRunning {
+            dir: dir.path.clone(),
         })?;
-    let path = record.cgroup.ok_or_else(|| {
-        Error::Stats(
-            "the running container has no cgroup (no `cgroups` in its container.json)".into(),
-        )
-    })?;
-    let group = cgroups::Cgroup::open(&cgroups::Hierarchy::detect()?, Path::new(&path))?;
+    let cgroup = record.plan.cgroup.ok_or(Error::NoCgroup)?;
+    let group = cgroups::Cgroup::open(&cgroups::Hierarchy::detect()?, &cgroup.path)?;
     Ok(serde_json::to_string_pretty(&group.stats()).expect("stats serialize"))
 }
 

@@ -1,30 +1,27 @@
-//! The container's filesystem: enter the rootfs with `pivot_root`, then mount `/proc`, `/sys`
-//! and a fresh `/dev`. Runs in the container's first process, inside its new mount namespace.
+//! The container's filesystem: enter the rootfs with `pivot_root`, mount the plan's
+//! filesystems, fill `/dev`, then hide the masked paths and make the read-only ones so. Runs
+//! in the container's first process, inside its new mount namespace.
 //!
 //! The rootfs is untrusted: it may hold symlinks pointing anywhere. Only one host path is used,
 //! the rootfs directory itself (chosen by the user, resolved on the host before the clone).
 //! Every other path is touched after `pivot_root` has made the rootfs `/` and the old root is
 //! detached, so a symlink inside can only ever resolve to somewhere inside (CVE-2021-30465).
 //! Mount targets that are symlinks are refused all the same: mounting over `/etc` because
-//! `/proc` pointed there would be a surprise.
+//! `/proc` pointed there would be a surprise. Masks and read-only binds go through an fd of
+//! the very file checked (`/proc/self/fd/N`), and a mask's `/dev/null` is verified to be the
+//! real device by its fd before it is bound (CVE-2025-31133).
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
+use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{lstat, makedev, mknod, Mode, SFlag};
+use nix::sys::stat::{fstat, lstat, makedev, mknod, Mode, SFlag};
+use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::{chdir, chroot, mkdir, pivot_root, symlinkat};
 
 use crate::error::{StepContext, StepError};
-
-/// A device node in the container's `/dev`: name, major, minor. Created with mode 0666.
-const DEVICES: [(&str, u64, u64); 6] = [
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
+use crate::plan::{DeviceNode, Mount, MountOption};
 
 /// Symlinks in the container's `/dev`: link name, target.
 const DEV_SYMLINKS: [(&str, &str); 5] = [
@@ -35,11 +32,15 @@ const DEV_SYMLINKS: [(&str, &str); 5] = [
     ("ptmx", "pts/ptmx"),
 ];
 
+/// The device a masked file is covered with: `/dev/null`, 1:3.
+const NULL_DEVICE: (u64, u64) = (1, 3);
+
 /// Make `rootfs` the root of this mount namespace and leave the host's tree behind.
 ///
 /// Steps: make every mount private (nothing propagates back to the host), bind the rootfs
-/// onto itself (`pivot_root` needs a mount point), `pivot_root` into it and detach the old root.
-pub fn enter_rootfs(rootfs: &Path) -> Result<(), StepError> {
+/// onto itself (`pivot_root` needs a mount point), with `nodev` when asked, `pivot_root` into
+/// it and detach the old root.
+pub fn enter_rootfs(rootfs: &Path, nodev: bool) -> Result<(), StepError> {
     let show = rootfs.display();
     mount(
         None::<&str>,
@@ -57,6 +58,19 @@ pub fn enter_rootfs(rootfs: &Path) -> Result<(), StepError> {
         None::<&str>,
     )
     .step(|| format!("bind rootfs {show} onto itself"))?;
+    if nodev {
+        // A remount replaces every per-mount flag: keep the ones the rootfs had (a nosuid
+        // host filesystem must stay nosuid in the container).
+        let kept = kept_flags(rootfs).step(|| format!("read the mount flags of {show}"))?;
+        mount(
+            None::<&str>,
+            rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | kept,
+            None::<&str>,
+        )
+        .step(|| format!("remount rootfs {show} nodev"))?;
+    }
     chdir(rootfs).step(|| format!("chdir to rootfs {show}"))?;
     match pivot_root(".", ".") {
         Ok(()) => {
@@ -75,30 +89,33 @@ pub fn enter_rootfs(rootfs: &Path) -> Result<(), StepError> {
     chdir("/").step(|| "chdir to / in the container".into())
 }
 
-/// Mount the kernel's filesystems the container expects: `/proc`, `/sys` (read-only) and a
-/// fresh `/dev` with its nodes, `/dev/pts`, `/dev/shm`, and `/dev/mqueue` when `mqueue`
-/// (the container has its own IPC namespace). Call after [`enter_rootfs`].
-pub fn mount_kernel_filesystems(mqueue: bool) -> Result<(), StepError> {
-    let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
-    mount_fs("proc", "/proc", nosuid_noexec_nodev, None)?;
-    mount_fs(
-        "sysfs",
-        "/sys",
-        nosuid_noexec_nodev | MsFlags::MS_RDONLY,
-        None,
-    )?;
-    mount_fs(
-        "tmpfs",
-        "/dev",
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )?;
-    for (name, major, minor) in DEVICES {
-        let path = format!("/dev/{name}");
+/// Mount each filesystem of the plan, in order, creating missing mount points. Call after
+/// [`enter_rootfs`].
+pub fn mount_all(mounts: &[Mount]) -> Result<(), StepError> {
+    for m in mounts {
+        let target = m.destination.as_str();
+        ensure_mount_point(target)?;
+        mount(
+            Some(m.fstype.as_str()),
+            target,
+            Some(m.fstype.as_str()),
+            flags(&m.options),
+            m.data.as_deref(),
+        )
+        .step(|| format!("mount {} on {target}", m.fstype))?;
+    }
+    Ok(())
+}
+
+/// Make the plan's device nodes and the usual `/dev` symlinks (`fd`, `stdin`, `ptmx`, ...).
+pub fn make_devices(devices: &[DeviceNode]) -> Result<(), StepError> {
+    for device in devices {
+        let path = device.path.as_str();
+        let (major, minor) = (device.major, device.minor);
         mknod(
-            path.as_str(),
+            path,
             SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
+            Mode::from_bits_truncate(device.mode),
             makedev(major, minor),
         )
         .step(|| format!("create device node {path} ({major}:{minor})"))?;
@@ -110,21 +127,6 @@ pub fn mount_kernel_filesystems(mqueue: bool) -> Result<(), StepError> {
             format!("/dev/{name}").as_str(),
         )
         .step(|| format!("create symlink /dev/{name} -> {target}"))?;
-    }
-    mount_fs(
-        "devpts",
-        "/dev/pts",
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )?;
-    mount_fs(
-        "tmpfs",
-        "/dev/shm",
-        nosuid_noexec_nodev,
-        Some("mode=1777,size=65536k"),
-    )?;
-    if mqueue {
-        mount_fs("mqueue", "/dev/mqueue", nosuid_noexec_nodev, None)?;
     }
     Ok(())
 }
@@ -143,17 +145,153 @@ pub fn bind_console(pts: &str) -> Result<(), StepError> {
     .step(|| format!("bind {pts} at /dev/console"))
 }
 
-/// Mount a filesystem of type `fstype` (also used as the source name) on `target`, creating
-/// the target directory when missing.
-fn mount_fs(
-    fstype: &str,
-    target: &str,
-    flags: MsFlags,
-    data: Option<&str>,
-) -> Result<(), StepError> {
-    ensure_mount_point(target)?;
-    mount(Some(fstype), target, Some(fstype), flags, data)
-        .step(|| format!("mount {fstype} on {target}"))
+/// Hide each path: an empty read-only tmpfs over a directory, the container's `/dev/null`
+/// over anything else. A path this kernel lacks is skipped.
+pub fn mask(paths: &[String]) -> Result<(), StepError> {
+    let mut null = None;
+    for path in paths {
+        let Some(target) = open_target(path, "masked")? else {
+            continue;
+        };
+        let is_dir = fstat(&target)
+            .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+            .step(|| format!("inspect masked path {path}"))?;
+        let at = fd_path(&target);
+        if is_dir {
+            mount(
+                Some("tmpfs"),
+                at.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0,mode=555"),
+            )
+            .step(|| format!("mask {path} with an empty read-only tmpfs"))?;
+        } else {
+            if null.is_none() {
+                null = Some(open_null_device()?);
+            }
+            let null = null.as_ref().expect("opened above");
+            mount(
+                Some(fd_path(null).as_str()),
+                at.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .step(|| format!("mask {path} with /dev/null"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Bind each path read-only onto itself. A path this kernel lacks is skipped.
+pub fn make_readonly(paths: &[String]) -> Result<(), StepError> {
+    for path in paths {
+        let Some(target) = open_target(path, "read-only")? else {
+            continue;
+        };
+        let at = fd_path(&target);
+        mount(
+            Some(at.as_str()),
+            at.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .step(|| format!("bind read-only path {path} onto itself"))?;
+        // The fd still names the file under the new mount: reopen by path, which now
+        // resolves to the bind, and remount that read-only, keeping its other flags.
+        let Some(bound) = open_target(path, "read-only")? else {
+            return Err(nix::Error::ENOENT).step(|| format!("reopen read-only path {path}"));
+        };
+        let bound_at = fd_path(&bound);
+        let kept =
+            kept_flags(Path::new(&bound_at)).step(|| format!("read the mount flags of {path}"))?;
+        mount(
+            None::<&str>,
+            bound_at.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept,
+            None::<&str>,
+        )
+        .step(|| format!("remount {path} read-only"))?;
+    }
+    Ok(())
+}
+
+/// An `O_PATH` fd of `path` for a mask or read-only bind to land on, never following a
+/// symlink in its last component; `None` when the path does not exist.
+fn open_target(path: &str, what: &str) -> Result<Option<OwnedFd>, StepError> {
+    let fd = match open(
+        path,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENOENT) => return Ok(None),
+        Err(errno) => return Err(errno).step(|| format!("open {what} path {path}")),
+    };
+    let kind = fstat(&fd)
+        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)
+        .step(|| format!("inspect {what} path {path}"))?;
+    if kind == SFlag::S_IFLNK {
+        return Err(nix::Error::ELOOP)
+            .step(|| format!("{what} path {path} is a symlink; refusing to follow it"));
+    }
+    Ok(Some(fd))
+}
+
+/// The container's `/dev/null`, checked by its fd to be the null device itself, not a
+/// symlink or a node put there to redirect the bind.
+fn open_null_device() -> Result<OwnedFd, StepError> {
+    let fd = open(
+        "/dev/null",
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| "open /dev/null to mask files with".into())?;
+    let st = fstat(&fd).step(|| "inspect /dev/null".into())?;
+    let is_char = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_char || st.st_rdev != makedev(NULL_DEVICE.0, NULL_DEVICE.1) {
+        return Err(nix::Error::EPERM)
+            .step(|| "/dev/null is not the null device (1:3); refusing to mask with it".into());
+    }
+    Ok(fd)
+}
+
+/// The magic link naming an open fd of this process.
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// The per-mount flags of the mount `path` is on that a bind remount must repeat.
+fn kept_flags(path: &Path) -> nix::Result<MsFlags> {
+    let st = statvfs(path)?;
+    let flags = st.flags();
+    Ok([
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ]
+    .into_iter()
+    .filter(|(st, _)| flags.contains(*st))
+    .fold(MsFlags::empty(), |all, (_, ms)| all | ms))
+}
+
+fn flags(options: &[MountOption]) -> MsFlags {
+    options.iter().fold(MsFlags::empty(), |all, option| {
+        all | match option {
+            MountOption::ReadOnly => MsFlags::MS_RDONLY,
+            MountOption::NoSuid => MsFlags::MS_NOSUID,
+            MountOption::NoDev => MsFlags::MS_NODEV,
+            MountOption::NoExec => MsFlags::MS_NOEXEC,
+            MountOption::StrictAtime => MsFlags::MS_STRICTATIME,
+        }
+    })
 }
 
 /// Make sure `target` is a directory we may mount on: create it when missing, refuse a symlink

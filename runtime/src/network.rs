@@ -38,8 +38,8 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 use nix::sched::{setns, CloneFlags};
 use nix::unistd::Pid;
 
-use crate::config::Network;
 use crate::error::{describe, describe_io};
+use crate::plan::Network;
 
 /// The name of the container's end of the pair.
 pub const CONTAINER_LINK: &str = "eth0";

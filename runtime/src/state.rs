@@ -19,7 +19,8 @@ use nix::sys::stat::Mode;
 use nix::unistd::{unlinkat, Pid, UnlinkatFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{describe, describe_io};
+use crate::error::StepError;
+use crate::plan::Plan;
 use crate::sys;
 
 /// Where nsinit keeps the state of every container, out of any container's reach.
@@ -27,26 +28,13 @@ pub const STATE_ROOT: &str = "/run/nsinit";
 /// The public mirror of PID 1's host pid in the container's directory (the seed's convention).
 pub const NSPID: &str = ".nspid";
 
-/// A lifecycle step that failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{step}: {reason}")]
-pub struct StateError {
-    pub step: String,
-    pub reason: String,
+fn failed(step: String, errno: nix::Error) -> StepError {
+    StepError { step, errno }
 }
 
-fn failed(step: String, errno: nix::Error) -> StateError {
-    StateError {
-        step,
-        reason: describe(errno),
-    }
-}
-
-fn failed_io(step: String, err: std::io::Error) -> StateError {
-    StateError {
-        step,
-        reason: describe_io(&err),
-    }
+fn failed_io(step: String, err: std::io::Error) -> StepError {
+    let errno = nix::Error::from_raw(err.raw_os_error().unwrap_or(libc::EIO));
+    StepError { step, errno }
 }
 
 /// The container's directory on the host, opened once and identified by device and inode.
@@ -60,7 +48,7 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
-    pub fn open(path: &Path) -> Result<Self, StateError> {
+    pub fn open(path: &Path) -> Result<Self, StepError> {
         let shown = path.display();
         let path = path
             .canonicalize()
@@ -88,7 +76,7 @@ impl ContainerDir {
 
     /// Publish PID 1's host pid as `.nspid`: a temp file created exclusively without following
     /// symlinks, renamed over `.nspid` (a rename replaces a planted symlink, never follows it).
-    pub fn write_nspid(&self, pid: Pid) -> Result<(), StateError> {
+    pub fn write_nspid(&self, pid: Pid) -> Result<(), StepError> {
         let temp = format!(".nspid.{}", std::process::id());
         let fd = openat(
             &self.fd,
@@ -151,11 +139,9 @@ pub struct Record {
     /// Its start time (clock ticks after boot, `/proc/PID/stat` field 22): with the pid, it
     /// names one process for the life of the system.
     pub start_time: u64,
-    /// The `container.json` text the container was started with; joins obey this, not
-    /// whatever the directory holds now.
-    pub config: String,
-    /// The container's cgroup, relative to the hierarchy root.
-    pub cgroup: Option<String>,
+    /// The plan the container was started from; joins obey this, not whatever the
+    /// directory's `container.json` says now.
+    pub plan: Plan,
     /// `(supervisor pid, fd)`: a sealed memfd copy of nsinit that the supervising nsinit
     /// keeps once the container has run a while, so that joins need not copy the binary.
     #[serde(default)]
@@ -183,7 +169,7 @@ impl StateFile {
 
     /// Create (when missing) and lock the state file of `dir`. The lock is held only around
     /// the decision to create or join, never while a command runs.
-    pub fn lock(dir: &ContainerDir) -> Result<StateFile, StateError> {
+    pub fn lock(dir: &ContainerDir) -> Result<StateFile, StepError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -194,11 +180,11 @@ impl StateFile {
 
     /// Lock the state file of `dir` if there is one (for readers such as `nsinit stats`,
     /// which must not leave a file behind).
-    pub fn lock_existing(dir: &ContainerDir) -> Result<Option<StateFile>, StateError> {
+    pub fn lock_existing(dir: &ContainerDir) -> Result<Option<StateFile>, StepError> {
         StateFile::lock_with(dir, false)
     }
 
-    fn lock_with(dir: &ContainerDir, create: bool) -> Result<Option<StateFile>, StateError> {
+    fn lock_with(dir: &ContainerDir, create: bool) -> Result<Option<StateFile>, StepError> {
         let path = StateFile::path(dir);
         loop {
             let file = match File::options()
@@ -252,7 +238,7 @@ impl StateFile {
     }
 
     /// Record a running container.
-    pub fn write(&self, record: &Record) -> Result<(), StateError> {
+    pub fn write(&self, record: &Record) -> Result<(), StepError> {
         let text = serde_json::to_string(record).expect("a record always serializes");
         let file: &File = &self.lock;
         file.write_all_at(text.as_bytes(), 0)
@@ -338,6 +324,17 @@ mod tests {
         assert!(!dir.has_nspid());
     }
 
+    /// The plan of `container.json` text `json`, as if run from `/`.
+    fn plan(json: &str) -> Plan {
+        use crate::spec::container_json::{lower, parse, Site};
+        let config = parse(Path::new("container.json"), json).unwrap();
+        let site = Site {
+            rootfs: Path::new("/"),
+            id: "test",
+        };
+        lower(&config, &site)
+    }
+
     #[test]
     fn the_record_lives_in_one_state_file_gone_with_the_container() {
         let tmp = tempfile::tempdir().unwrap();
@@ -348,14 +345,12 @@ mod tests {
         let long = Record {
             pid: 77,
             start_time: 123,
-            config: "{\"hostname\": \"a-long-name\"}".into(),
-            cgroup: Some("nsinit/x".into()),
+            plan: plan(r#"{"namespaces": ["NEWNS", "NEWUTS"], "hostname": "a-long-name"}"#),
             sealed_exe: Some((1, 2)),
         };
         state.write(&long).unwrap();
         let short = Record {
-            config: "{}".into(),
-            cgroup: None,
+            plan: plan(r#"{"namespaces": ["NEWNS", "NEWPID"]}"#),
             sealed_exe: None,
             ..long.clone()
         };
@@ -379,8 +374,7 @@ mod tests {
         let record = Record {
             pid: me.as_raw(),
             start_time: start_time(me).unwrap(),
-            config: "{}".into(),
-            cgroup: None,
+            plan: plan("{}"),
             sealed_exe: None,
         };
         assert!(matches!(check(&record, &dir), Liveness::Gone(_)));

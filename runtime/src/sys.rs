@@ -1,5 +1,8 @@
-//! Raw system calls that the `nix` crate lacks. The only module of `runtime` with `unsafe`.
+//! Raw system calls that the `nix` crate lacks. The only module of `runtime` with `unsafe`
+//! blocks but for the two calls of the unsafe [`clone3`] (start and join), whose caller
+//! must promise what it needs.
 
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -178,6 +181,18 @@ pub fn reset_signal_dispositions() {
     }
 }
 
+/// `setrlimit(2)` of resource number `resource` (`RLIMIT_*`).
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> nix::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: the rlimit is a plain struct read through the pointer during the call; an
+    // unknown resource number is refused by the kernel with EINVAL.
+    let ret = unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &limit) };
+    nix::errno::Errno::result(ret).map(drop)
+}
+
 /// `_exit(2)`: leave the child without running the parent's atexit handlers or flushing the
 /// parent's stdio buffers (the child holds copies of both).
 pub fn exit_now(code: i32) -> ! {
@@ -185,19 +200,45 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// `execve(2)` without allocation: `argv` and `envp` are null-terminated arrays of pointers
-/// built beforehand. Returns only on failure.
-pub fn execve_raw(
-    path: &std::ffi::CStr,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-) -> io::Error {
-    debug_assert!(argv.last().is_some_and(|p| p.is_null()));
-    debug_assert!(envp.last().is_some_and(|p| p.is_null()));
-    // SAFETY: `path` is a valid C string; `argv` and `envp` are null-terminated arrays whose
-    // pointers point into C strings owned by the caller and alive across the call.
-    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    io::Error::last_os_error()
+/// The arguments of an `execve(2)`, prepared so that the call itself allocates nothing:
+/// the strings and the null-terminated pointer arrays into them, owned together, so the
+/// pointers stay valid for as long as this lives (a `CString`'s bytes never move).
+pub struct ExecArgs {
+    _argv: Vec<CString>,
+    _env: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    env_ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecArgs {
+    pub fn new(argv: Vec<CString>, env: Vec<CString>) -> Self {
+        let null_terminated = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain([std::ptr::null()])
+                .collect()
+        };
+        ExecArgs {
+            argv_ptrs: null_terminated(&argv),
+            env_ptrs: null_terminated(&env),
+            _argv: argv,
+            _env: env,
+        }
+    }
+
+    /// Replace this process with `path`, run with these arguments. Returns only on failure.
+    pub fn execve(&self, path: &CStr) -> io::Error {
+        // SAFETY: `path` is a valid C string; both arrays are null-terminated and point into
+        // C strings owned by `self`, alive across the call.
+        unsafe {
+            libc::execve(
+                path.as_ptr(),
+                self.argv_ptrs.as_ptr(),
+                self.env_ptrs.as_ptr(),
+            )
+        };
+        io::Error::last_os_error()
+    }
 }
 
 /// Receive one datagram from a unix socket into `buf`, with at most one fd passed as

@@ -1,4 +1,4 @@
-//! The limits of `container.json`'s `cgroups` turned into cgroupfs writes: pure, no I/O.
+//! A container's cgroup limits turned into cgroupfs writes: pure, no I/O.
 
 use super::CgroupError;
 
@@ -14,7 +14,7 @@ const MAX_SHARES: u64 = 262_144;
 const MAX_WEIGHT: u64 = 10_000;
 
 /// What a container's group is limited to; `None` leaves the kernel's default (no limit).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Bytes of memory (v1 `memory.limit_in_bytes` and the soft limit, v2 `memory.max`).
     pub memory: Option<u64>,
@@ -22,16 +22,6 @@ pub struct Limits {
     pub memory_swap: Option<i64>,
     /// The v1 relative CPU weight, 2 to 262144 (v2: converted to `cpu.weight`).
     pub cpu_shares: Option<u64>,
-}
-
-impl From<&crate::config::Cgroups> for Limits {
-    fn from(cgroups: &crate::config::Cgroups) -> Self {
-        Limits {
-            memory: cgroups.memory,
-            memory_swap: cgroups.memory_swap,
-            cpu_shares: cgroups.cpu_shares,
-        }
-    }
 }
 
 /// The controller a write goes to.

@@ -17,6 +17,7 @@ use nix::sys::socket::{
     sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
 
+use crate::error::Failure;
 use crate::sys;
 
 /// The largest message; a `Failed` text longer than this is cut.
@@ -33,8 +34,8 @@ pub enum Message {
     Ready { pty_master: Option<OwnedFd> },
     /// The parent finished its part; the child may start the command.
     Go,
-    /// The child failed: nsinit should exit with `code` after printing `text`.
-    Failed { code: u8, text: String },
+    /// The child failed: nsinit should print the text and exit with the code.
+    Failed(Failure),
 }
 
 /// One end of the channel.
@@ -78,7 +79,7 @@ impl Channel {
                 bytes[0] = TAG_GO;
                 1
             }
-            Message::Failed { code, text } => {
+            Message::Failed(Failure { code, text }) => {
                 bytes[0] = TAG_FAILED;
                 bytes[1] = *code;
                 let text = text.as_bytes();
@@ -113,10 +114,10 @@ impl Channel {
             (0, _) => None,
             (_, TAG_READY) => Some(Message::Ready { pty_master: fd }),
             (_, TAG_GO) => Some(Message::Go),
-            (n, TAG_FAILED) if n >= 2 => Some(Message::Failed {
+            (n, TAG_FAILED) if n >= 2 => Some(Message::Failed(Failure {
                 code: bytes[1],
                 text: String::from_utf8_lossy(&bytes[2..n]).into_owned(),
-            }),
+            })),
             _ => return Err(nix::Error::EBADMSG),
         })
     }
@@ -138,13 +139,13 @@ mod tests {
         assert!(matches!(child.recv().unwrap(), Some(Message::Go)));
         let text = "mount proc on /proc: permission denied".to_string();
         child
-            .send(&Message::Failed {
+            .send(&Message::Failed(Failure {
                 code: 125,
                 text: text.clone(),
-            })
+            }))
             .unwrap();
         match parent.recv().unwrap() {
-            Some(Message::Failed { code: 125, text: t }) => assert_eq!(t, text),
+            Some(Message::Failed(Failure { code: 125, text: t })) => assert_eq!(t, text),
             other => panic!("unexpected {other:?}"),
         }
     }

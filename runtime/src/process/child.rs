@@ -7,30 +7,15 @@ use std::fs::File;
 use std::os::fd::AsFd;
 
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::sethostname;
 
 use super::channel::{Channel, Message};
 use super::Start;
-use crate::config::Namespace;
-use crate::error::{StepContext, StepError, EXIT_SETUP};
-use crate::{capabilities, cgroups, mounts, sys, terminal};
-
-/// Why the child stops before the command runs: nsinit's exit code and the message.
-struct Failure {
-    code: i32,
-    text: String,
-}
-
-impl From<StepError> for Failure {
-    fn from(e: StepError) -> Self {
-        Failure {
-            code: EXIT_SETUP,
-            text: e.to_string(),
-        }
-    }
-}
+use crate::error::{Failure, StepContext, EXIT_SETUP};
+use crate::plan::Namespace;
+use crate::{cgroups, mounts, sys, terminal};
 
 /// Set up the container and exec the command; on failure, tell nsinit why and exit.
 pub fn run(start: &Start<'_>, cgroup_tasks: &[File], channel: Channel) -> ! {
@@ -38,11 +23,9 @@ pub fn run(start: &Start<'_>, cgroup_tasks: &[File], channel: Channel) -> ! {
         Ok(never) => match never {},
         Err(failure) => failure,
     };
-    let _ = channel.send(&Message::Failed {
-        code: failure.code as u8,
-        text: failure.text,
-    });
-    sys::exit_now(failure.code)
+    let code = failure.code;
+    let _ = channel.send(&Message::Failed(failure));
+    sys::exit_now(code.into())
 }
 
 fn setup_and_exec(
@@ -50,7 +33,7 @@ fn setup_and_exec(
     cgroup_tasks: &[File],
     channel: &Channel,
 ) -> Result<Infallible, Failure> {
-    let config = start.config;
+    let plan = start.plan;
     // If nsinit dies, so does the container. SIGKILL: a pid namespace's init ignores every
     // other signal it has no handler for. Had nsinit died before this line, the handshake
     // below reads end-of-file and we exit.
@@ -59,11 +42,12 @@ fn setup_and_exec(
     // Device nodes and mount points get exactly the modes we ask for.
     umask(Mode::empty());
 
-    mounts::enter_rootfs(start.rootfs)?;
-    mounts::mount_kernel_filesystems(config.has(Namespace::Ipc))?;
+    mounts::enter_rootfs(&plan.rootfs, plan.rootfs_nodev)?;
+    mounts::mount_all(&plan.mounts)?;
+    mounts::make_devices(&plan.devices)?;
     // Never without a UTS namespace of our own: that would rename the host. The config
-    // refuses it; this guard keeps it so whatever the config module does.
-    if let (Some(hostname), true) = (&config.hostname, config.has(Namespace::Uts)) {
+    // refuses it; this guard keeps it so whatever the front-end does.
+    if let (Some(hostname), true) = (&plan.hostname, plan.has(Namespace::Uts)) {
         sethostname(hostname).step(|| format!("set hostname to {hostname:?}"))?;
     }
     let pty = if start.tty {
@@ -73,6 +57,8 @@ fn setup_and_exec(
     } else {
         None
     };
+    mounts::mask(&plan.masked_paths)?;
+    mounts::make_readonly(&plan.readonly_paths)?;
 
     // cgroup v1: into the container's group, after the mounts (their kernel memory is not
     // charged to a tiny limit) and before anything of the container can run.
@@ -91,7 +77,7 @@ fn setup_and_exec(
         _ => sys::exit_now(EXIT_SETUP),
     }
 
-    if config.has(Namespace::Cgroup) {
+    if plan.has(Namespace::Cgroup) {
         // Now that the process sits in its cgroup, that cgroup becomes the namespace's root.
         unshare(CloneFlags::CLONE_NEWCGROUP).step(|| "create the cgroup namespace".into())?;
     }
@@ -99,18 +85,9 @@ fn setup_and_exec(
         terminal::make_controlling(slave.as_fd())?;
     }
     drop(slave);
-    capabilities::drop_listed(&config.capabilities)?;
-    umask(Mode::from_bits_truncate(0o022));
+    super::become_process(&plan.process)?;
     // Only 0, 1 and 2 reach the command (CVE-2024-21626); our channel end stays open until
     // the exec succeeds, so a failure can still be reported on it.
-    sys::cloexec_from(3).step(|| "mark inherited fds close-on-exec".into())?;
-    sys::reset_signal_dispositions();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .step(|| "unblock signals".into())?;
-
-    let failure = start.command.exec();
-    Err(Failure {
-        code: failure.code,
-        text: failure.text,
-    })
+    super::prepare_exec()?;
+    Err(start.command.exec())
 }

@@ -4,38 +4,39 @@
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 
-use crate::error::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
-use crate::sys;
+use crate::error::{Failure, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND};
+use crate::sys::ExecArgs;
 
 /// The search path when the container's environment has no `PATH` (the one runc uses).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Why a command cannot be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("no command given")]
+    Missing,
+    #[error("{value:?} contains a NUL byte")]
+    Nul { value: String },
+}
 
 /// A command ready for `execve` in the container.
 pub struct Command {
     name: String,
     /// Paths to try in order: the command itself when it has a `/`, else one per `PATH` entry.
     candidates: Vec<CString>,
-    _argv: Vec<CString>,
-    _env: Vec<CString>,
-    argv_ptrs: Vec<*const libc::c_char>,
-    env_ptrs: Vec<*const libc::c_char>,
-}
-
-/// Why the command did not start: the exit code and the message.
-pub struct ExecFailure {
-    pub code: i32,
-    pub text: String,
+    args: ExecArgs,
 }
 
 impl Command {
     /// Prepare `argv` to run with exactly `environment` (`KEY=VALUE` entries). The command is
     /// looked up in the container's own `PATH`, inside the container.
-    pub fn new(argv: &[OsString], environment: &[String]) -> Result<Self, String> {
+    pub fn new(argv: &[OsString], environment: &[String]) -> Result<Self, CommandError> {
         let to_c = |bytes: &[u8]| {
-            CString::new(bytes)
-                .map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes)))
+            CString::new(bytes).map_err(|_| CommandError::Nul {
+                value: String::from_utf8_lossy(bytes).into_owned(),
+            })
         };
-        let program = argv.first().ok_or("no command given")?;
+        let program = argv.first().ok_or(CommandError::Missing)?;
         let argv: Vec<CString> = argv
             .iter()
             .map(|a| to_c(a.as_bytes()))
@@ -57,62 +58,57 @@ impl Command {
                 .map(|dir| to_c(format!("{}/{name}", dir.trim_end_matches('/')).as_bytes()))
                 .collect::<Result<_, _>>()?
         };
-        let null_terminated = |v: &[CString]| {
-            v.iter()
-                .map(|c| c.as_ptr())
-                .chain([std::ptr::null()])
-                .collect()
-        };
         Ok(Command {
             name,
             candidates,
-            argv_ptrs: null_terminated(&argv),
-            env_ptrs: null_terminated(&env),
-            _argv: argv,
-            _env: env,
+            args: ExecArgs::new(argv, env),
         })
     }
 
     /// Replace this process with the command. Returns only when no candidate could be
     /// executed, with the exit code nsinit reports (126 or 127) and why.
-    pub fn exec(&self) -> ExecFailure {
+    pub fn exec(&self) -> Failure {
         let mut denied = None;
+        let failure = |code: i32, text: String| Failure {
+            code: code as u8,
+            text,
+        };
         for path in &self.candidates {
-            let err = sys::execve_raw(path, &self.argv_ptrs, &self.env_ptrs);
+            let err = self.args.execve(path);
             match err.raw_os_error() {
                 Some(libc::ENOENT | libc::ENOTDIR) => continue,
                 Some(libc::EACCES) => denied = Some(path),
                 _ => {
-                    return ExecFailure {
-                        code: EXIT_NOT_EXECUTABLE,
-                        text: format!(
+                    return failure(
+                        EXIT_NOT_EXECUTABLE,
+                        format!(
                             "exec {}: {}",
                             path.to_string_lossy(),
                             crate::error::describe_io(&err)
                         ),
-                    }
+                    )
                 }
             }
         }
         match denied {
-            Some(path) => ExecFailure {
-                code: EXIT_NOT_EXECUTABLE,
-                text: format!("exec {}: permission denied", path.to_string_lossy()),
-            },
-            None if self.name.contains('/') => ExecFailure {
-                code: EXIT_NOT_FOUND,
-                text: format!(
+            Some(path) => failure(
+                EXIT_NOT_EXECUTABLE,
+                format!("exec {}: permission denied", path.to_string_lossy()),
+            ),
+            None if self.name.contains('/') => failure(
+                EXIT_NOT_FOUND,
+                format!(
                     "exec {}: no such file in the container (or its interpreter is missing)",
                     self.name
                 ),
-            },
-            None => ExecFailure {
-                code: EXIT_NOT_FOUND,
-                text: format!(
+            ),
+            None => failure(
+                EXIT_NOT_FOUND,
+                format!(
                     "exec {}: command not found in the container's PATH",
                     self.name
                 ),
-            },
+            ),
         }
     }
 }

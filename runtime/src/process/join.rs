@@ -12,22 +12,20 @@ use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
-use nix::sched::{setns, CloneFlags};
+use nix::sched::setns;
 use nix::sys::memfd::{memfd_create, MFdFlags};
-use nix::sys::signal::{SigSet, SigmaskHow};
-use nix::unistd::{chdir, fexecve};
+use nix::unistd::fexecve;
 
 use super::channel::{self, Message};
-use super::{block_forwarded_signals, setup, supervise, Command, Container};
+use super::{block_forwarded_signals, expect_exec, supervise, Command, Container};
 use crate::cgroups::{Cgroup, Hierarchy};
-use crate::config::{self, Namespace};
-use crate::error::{describe, describe_io, StepContext, StepError, EXIT_SETUP};
+use crate::error::{Failure, StepContext, StepError, EXIT_SETUP};
+use crate::plan::{Namespace, Plan};
 use crate::state::Record;
 use crate::sys::{self, Forked};
-use crate::{capabilities, terminal, Error};
+use crate::{namespaces, terminal, Error};
 
 /// What a join needs: the recorded container, a pidfd pinning its PID 1, the command.
 pub struct Join<'a> {
@@ -62,11 +60,8 @@ pub fn reexec_sealed(record: &Record) -> Error {
         }))?;
         fexecve(memfd, &args, &env)
     });
-    match reexec {
-        Err(errno) => Error::Supervise(format!(
-            "run nsinit from a sealed copy before joining: {}",
-            describe(errno)
-        )),
+    match reexec.step(|| "run nsinit from a sealed copy before joining".into()) {
+        Err(error) => error.into(),
         Ok(never) => match never {},
     }
 }
@@ -122,17 +117,18 @@ fn to_cstrings(items: impl Iterator<Item = OsString>) -> nix::Result<Vec<CString
 
 /// Join the container and run the command in it; returns nsinit's exit code.
 pub fn join(join: Join<'_>) -> Result<i32, Error> {
-    let config = config::parse(Path::new("recorded container.json"), &join.record.config)?;
+    let plan = &join.record.plan;
     // Opened before entering the container's mount namespace, where cgroupfs is not visible.
-    let placement = Placement::of(join.record)?;
-    let command = Command::new(join.command, &config.environment).map_err(Error::Command)?;
-    let (parent_end, child_end) =
-        channel::pair().map_err(|e| setup("create the join channel", e))?;
+    let placement = Placement::of(plan)?;
+    let command = Command::new(join.command, &plan.process.env)?;
+    let (parent_end, child_end) = channel::pair().step(|| "create the join channel".into())?;
     let signals = block_forwarded_signals()?;
 
-    let pty = enter(&join, &config).map_err(|e| Error::Container {
-        code: EXIT_SETUP,
-        text: format!("join container of pid {}: {e}", join.record.pid),
+    let pty = enter(&join, plan).map_err(|e| {
+        Error::Container(Failure {
+            code: EXIT_SETUP as u8,
+            text: format!("join container of pid {}: {e}", join.record.pid),
+        })
     })?;
 
     let born_in = match &placement {
@@ -150,18 +146,15 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
                 sys::exit_now(EXIT_SETUP);
             }
             let failure = run_child(&command, pty.as_ref().map(|p| p.slave.as_fd()));
-            let _ = child_end.send(&Message::Failed {
-                code: failure.0 as u8,
-                text: failure.1,
-            });
-            sys::exit_now(failure.0)
+            let code = failure.code;
+            let _ = child_end.send(&Message::Failed(failure));
+            sys::exit_now(code.into())
         }
         Ok(Forked::Parent { pid, pidfd }) => Container::new(pid, pidfd),
         Err(e) => {
-            return Err(Error::Supervise(format!(
-                "fork into the container: {}",
-                describe_io(&e)
-            )))
+            return Err(e)
+                .step(|| "fork into the container".into())
+                .map_err(Error::from)
         }
     };
     drop(child_end);
@@ -169,19 +162,16 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
         // The joining nsinit itself stays out of the container's cgroup: its memory must not
         // count against the container's limit.
         for mut file in procs {
-            std::io::Write::write_all(&mut file, child.pid.to_string().as_bytes()).map_err(
-                |e| {
-                    Error::Supervise(format!(
-                        "move joined process {} into the container's cgroup: {}",
-                        child.pid,
-                        describe_io(&e)
-                    ))
-                },
-            )?;
+            std::io::Write::write_all(&mut file, child.pid.to_string().as_bytes()).step(|| {
+                format!(
+                    "move joined process {} into the container's cgroup",
+                    child.pid
+                )
+            })?;
         }
         parent_end
             .send(&Message::Go)
-            .map_err(|e| setup("release the joined process", e))?;
+            .step(|| "release the joined process".into())?;
     }
     let master = pty.map(|pty| pty.master);
     let host_stdin = std::io::stdin();
@@ -189,18 +179,7 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
         terminal::copy_window_size(host_stdin.as_fd(), master.as_fd());
         terminal::RawMode::enter(host_stdin.as_fd())
     });
-    match parent_end.recv() {
-        Ok(None) => {}
-        Ok(Some(Message::Failed { code, text })) => {
-            child.wait()?;
-            return Err(Error::Container {
-                code: code.into(),
-                text,
-            });
-        }
-        Ok(Some(other)) => return Err(super::protocol_error(&other)),
-        Err(e) => return Err(setup("wait for the joined command to start", e)),
-    }
+    expect_exec(&parent_end, &mut child, "start the joined command")?;
     drop(parent_end);
     supervise::run(&mut child, &signals, master, None)
 }
@@ -216,12 +195,13 @@ enum Placement {
 }
 
 impl Placement {
-    fn of(record: &Record) -> Result<Placement, Error> {
-        let Some(path) = &record.cgroup else {
+    fn of(plan: &Plan) -> Result<Placement, Error> {
+        let Some(cgroup) = &plan.cgroup else {
             return Ok(Placement::None);
         };
+        let path = &cgroup.path;
         let hierarchy = Hierarchy::detect()?;
-        let group = Cgroup::open(&hierarchy, Path::new(path))?;
+        let group = Cgroup::open(&hierarchy, path)?;
         if let Some(fd) = group.dir_fd()? {
             return Ok(Placement::Born(fd));
         }
@@ -233,54 +213,50 @@ impl Placement {
             .into_iter()
             .map(|mount| {
                 let file = mount.join(path).join("cgroup.procs");
-                File::options().write(true).open(&file).map_err(|e| {
-                    Error::Supervise(format!("open {}: {}", file.display(), describe_io(&e)))
-                })
+                File::options()
+                    .write(true)
+                    .open(&file)
+                    .step(|| format!("open {}", file.display()))
+                    .map_err(Error::from)
             })
             .collect::<Result<_, _>>()?;
         Ok(Placement::Written(procs))
     }
 }
 
-/// Enter the container in this process: namespaces, cwd, capabilities, pty. Everything
-/// privileged happens here, before the fork makes us visible inside.
-fn enter(join: &Join<'_>, config: &config::Config) -> Result<Option<terminal::Pty>, StepError> {
+/// Enter the container in this process: namespaces, pty, then the plan's process (limits,
+/// capabilities, user, `no_new_privs`, cwd). Everything privileged happens here, before the
+/// fork makes us visible inside.
+fn enter(join: &Join<'_>, plan: &Plan) -> Result<Option<terminal::Pty>, StepError> {
     // Not dumpable: no ptrace attach and no /proc/PID/{mem,fd} without CAP_SYS_PTRACE.
     nix::sys::prctl::set_dumpable(false).step(|| "mark nsinit non-dumpable".into())?;
-    let flags = config
-        .namespaces
-        .iter()
-        .fold(CloneFlags::empty(), |flags, ns| {
-            flags | CloneFlags::from_bits_truncate(ns.clone_flag())
-        });
     // One setns through the pidfd enters all of them at once (Linux 5.8), atomically, and
     // cannot hit a reused pid. The pid namespace applies to our children only.
-    setns(&join.pid1, flags).step(|| {
-        let names: Vec<_> = config.namespaces.iter().map(|ns| ns.json_name()).collect();
+    setns(&join.pid1, namespaces::setns_flags(&plan.namespaces)).step(|| {
+        let names: Vec<_> = plan.namespaces.iter().map(|ns| ns.json_name()).collect();
         format!("enter namespaces {} of the container", names.join(" "))
     })?;
-    chdir("/").step(|| "chdir to / in the container".into())?;
+    debug_assert!(plan.has(Namespace::Mount));
     let pty = if join.tty {
         Some(terminal::open_pty()?)
     } else {
         None
     };
-    capabilities::drop_listed(&config.capabilities)?;
+    super::become_process(&plan.process)?;
     // Only 0, 1 and 2 may reach the command; everything nsinit holds is close-on-exec.
     sys::cloexec_from(3).step(|| "mark inherited fds close-on-exec".into())?;
-    debug_assert!(config.has(Namespace::Mount));
     Ok(pty)
 }
 
 /// The forked child, inside the container's pid namespace: terminal, signals, exec.
-fn run_child(command: &Command, pty_slave: Option<std::os::fd::BorrowedFd<'_>>) -> (i32, String) {
+fn run_child(command: &Command, pty_slave: Option<std::os::fd::BorrowedFd<'_>>) -> Failure {
     if let Some(slave) = pty_slave {
         if let Err(e) = terminal::make_controlling(slave) {
-            return (EXIT_SETUP, e.to_string());
+            return e.into();
         }
     }
-    sys::reset_signal_dispositions();
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    let failure = command.exec();
-    (failure.code, failure.text)
+    if let Err(e) = super::prepare_exec() {
+        return e.into();
+    }
+    command.exec()
 }

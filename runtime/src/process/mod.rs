@@ -8,23 +8,23 @@ pub mod join;
 mod supervise;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::{umask, Mode};
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::Pid;
+use nix::unistd::{chdir, setgroups, setresgid, setresuid, Gid, Pid, Uid};
 
-use crate::cgroups::{Cgroup, Hierarchy, Limits};
-use crate::config::{Config, Namespace};
-use crate::error::{describe, EXIT_SETUP, EXIT_SIGNAL_BASE};
+use crate::cgroups::{Cgroup, Hierarchy};
+use crate::error::{Failure, StepContext, StepError, EXIT_SETUP, EXIT_SIGNAL_BASE};
+use crate::plan::{Namespace, Plan, Process};
 use crate::state::{self, ContainerDir, Record, StateFile};
 use crate::sys::{self, Forked};
 use crate::terminal::{self, RawMode};
-use crate::{network, Error};
+use crate::{capabilities, network, Error};
 use channel::Message;
-pub use command::Command;
+pub use command::{Command, CommandError};
 
 /// Signals nsinit passes on to the container's PID 1. `SIGWINCH` with a terminal becomes a
 /// window-size update of the pty instead (the kernel then signals the foreground group).
@@ -43,20 +43,15 @@ const FORWARDED: [Signal; 9] = [
 /// How long nsinit waits for each step of the handshake before giving up on the container.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What a start needs: the rootfs (absolute, resolved on the host), its config, the command,
-/// and whether the command gets a terminal.
+/// What a start needs: the container's directory, its plan (recorded for joins), the
+/// command, and whether the command gets a terminal.
 pub struct Start<'a> {
     pub dir: &'a ContainerDir,
-    /// The `container.json` text `config` came from, recorded for joins.
-    pub config_text: &'a str,
-    pub rootfs: &'a Path,
-    pub config: &'a Config,
-    /// The config's namespaces as `clone3` flags ([`crate::namespaces::clone_flags`]).
+    pub plan: &'a Plan,
+    /// The plan's namespaces as `clone3` flags ([`crate::namespaces::clone_flags`]).
     pub clone_flags: u64,
     pub command: &'a Command,
     pub tty: bool,
-    /// The container's cgroup (relative path and limits), when it gets one.
-    pub cgroup: Option<(PathBuf, Limits)>,
 }
 
 /// The container's first process, seen from nsinit. Until [`Container::wait`] has reaped it,
@@ -82,11 +77,9 @@ impl Container {
             match waitpid(self.pid, None) {
                 Err(nix::Error::EINTR) => continue,
                 Err(errno) => {
-                    return Err(Error::Supervise(format!(
-                        "wait for container process {}: {}",
-                        self.pid,
-                        describe(errno)
-                    )))
+                    return Err(errno)
+                        .step(|| format!("wait for container process {}", self.pid))
+                        .map_err(Error::from)
                 }
                 Ok(status) => {
                     self.reaped = true;
@@ -98,6 +91,14 @@ impl Container {
 }
 
 impl Container {
+    /// The process reported `failure` and exits: reap it and turn the failure into nsinit's.
+    fn failed(&mut self, failure: Failure) -> Error {
+        match self.wait() {
+            Ok(_) => Error::Container(failure),
+            Err(error) => error,
+        }
+    }
+
     /// Make sure the process is gone and reaped.
     pub fn kill_and_wait(&mut self) {
         if !self.reaped {
@@ -125,17 +126,17 @@ pub fn exit_code(status: WaitStatus) -> i32 {
 /// Start a container and supervise it to the end; returns nsinit's exit code. `state` is the
 /// locked state file: the lock is let go once the container is joinable.
 pub fn start(start: &Start<'_>, state: StateFile) -> Result<i32, Error> {
-    let (parent_end, child_end) =
-        channel::pair().map_err(|e| setup("create the start channel", e))?;
+    let plan = start.plan;
+    let (parent_end, child_end) = channel::pair().step(|| "create the start channel".into())?;
     parent_end
         .set_timeout(HANDSHAKE_TIMEOUT)
-        .map_err(|e| setup("set the start channel timeout", e))?;
+        .step(|| "set the start channel timeout".into())?;
     let signals = block_forwarded_signals()?;
-    let cgroup = match &start.cgroup {
-        Some((path, limits)) => Some(OwnedCgroup(Some(Cgroup::create(
+    let cgroup = match &plan.cgroup {
+        Some(c) => Some(OwnedCgroup(Some(Cgroup::create(
             &Hierarchy::detect()?,
-            path,
-            limits,
+            &c.path,
+            &c.limits,
         )?))),
         None => None,
     };
@@ -154,48 +155,38 @@ pub fn start(start: &Start<'_>, state: StateFile) -> Result<i32, Error> {
         }
         Ok(Forked::Parent { pid, pidfd }) => Container::new(pid, pidfd),
         Err(e) => {
-            let names: Vec<_> = start
-                .config
-                .namespaces
-                .iter()
-                .map(|ns| ns.json_name())
-                .collect();
-            return Err(Error::Supervise(format!(
-                "create the container process (clone3 with {}): {}",
-                names.join(" "),
-                crate::error::describe_io(&e)
-            )));
+            let names: Vec<_> = plan.namespaces.iter().map(|ns| ns.json_name()).collect();
+            return Err(e)
+                .step(|| {
+                    format!(
+                        "create the container process (clone3 with {})",
+                        names.join(" ")
+                    )
+                })
+                .map_err(Error::from);
         }
     };
     drop(child_end);
     // While the child mounts its rootfs, give it its network.
-    if let Err(network_error) = connect_network(start.config, &container) {
+    if let Err(network_error) = connect_network(plan, &container) {
         // The child may have failed first, and vanished: its own reason says more.
-        if let Ok(Some(Message::Failed { code, text })) = parent_end.recv() {
-            container.wait()?;
-            return Err(Error::Container {
-                code: code.into(),
-                text,
-            });
+        if let Ok(Some(Message::Failed(failure))) = parent_end.recv() {
+            return Err(container.failed(failure));
         }
         return Err(network_error);
     }
 
-    let pty_master = match handshake_step(&parent_end, &mut container, "mount the rootfs")? {
-        Message::Ready { pty_master } => pty_master,
-        other => return Err(protocol_error(&other)),
+    const SETUP: &str = "mount the rootfs";
+    let pty_master = match next_message(&parent_end, &mut container, SETUP)? {
+        Some(Message::Ready { pty_master }) => pty_master,
+        Some(other) => return Err(protocol_error(&other)),
+        None => {
+            let code = container.wait()?;
+            return Err(Error::DiedDuringSetup { step: SETUP, code });
+        }
     };
     // Joinable now: record it, publish .nspid, and let other nsinit invocations in.
-    let cgroup_path = cgroup
-        .as_ref()
-        .map(|g| g.get().path().display().to_string());
-    let published = Published::new(
-        start.dir,
-        &state,
-        start.config_text,
-        container.pid,
-        cgroup_path,
-    )?;
+    let published = Published::new(start.dir, &state, plan, container.pid)?;
     drop(state);
     let mut sealed_exe = None;
     let mut keep_sealed_copy = || sealed_exe = published.offer_sealed_copy();
@@ -256,13 +247,13 @@ impl Drop for OwnedCgroup {
     }
 }
 
-/// The container's network: a veth pair on the bridge when `network` is set, else (with its
+/// The container's network: a veth pair on the bridge when the plan has one, else (with its
 /// own network namespace) just `lo` up.
-fn connect_network(config: &Config, container: &Container) -> Result<(), Error> {
+fn connect_network(plan: &Plan, container: &Container) -> Result<(), Error> {
     let (pid, pidfd) = (container.pid, container.pidfd.as_fd());
-    match &config.network {
+    match &plan.network {
         Some(net) => network::setup(net, pidfd, pid, &network::host_veth_name(pid))?,
-        None if config.has(Namespace::Net) => network::loopback_up(pidfd, pid)?,
+        None if plan.has(Namespace::Net) => network::loopback_up(pidfd, pid)?,
         None => {}
     }
     Ok(())
@@ -283,19 +274,8 @@ fn run_started(
     });
     channel
         .send(&Message::Go)
-        .map_err(|e| setup("release the container process", e))?;
-    match channel.recv() {
-        Ok(None) => {} // the command is running: exec closed the child's end
-        Ok(Some(Message::Failed { code, text })) => {
-            container.wait()?;
-            return Err(Error::Container {
-                code: code.into(),
-                text,
-            });
-        }
-        Ok(Some(other)) => return Err(protocol_error(&other)),
-        Err(e) => return Err(setup("wait for the command to start", e)),
-    }
+        .step(|| "release the container process".into())?;
+    expect_exec(channel, container, "start the command")?;
     supervise::run(container, signals, pty_master, Some(idle))
 }
 
@@ -307,29 +287,20 @@ struct Published<'a> {
 }
 
 impl<'a> Published<'a> {
-    fn new(
-        dir: &'a ContainerDir,
-        state: &StateFile,
-        config_text: &str,
-        pid: Pid,
-        cgroup: Option<String>,
-    ) -> Result<Self, Error> {
-        let start_time = state::start_time(pid).ok_or_else(|| {
-            Error::Supervise(format!("read the start time of container process {pid}"))
+    fn new(dir: &'a ContainerDir, state: &StateFile, plan: &Plan, pid: Pid) -> Result<Self, Error> {
+        let start_time = state::start_time(pid)
+            .ok_or(nix::Error::ESRCH)
+            .step(|| format!("read the start time of container process {pid}"))?;
+        state.write(&Record {
+            pid: pid.as_raw(),
+            start_time,
+            plan: plan.clone(),
+            sealed_exe: None,
         })?;
-        state
-            .write(&Record {
-                pid: pid.as_raw(),
-                start_time,
-                config: config_text.to_string(),
-                cgroup,
-                sealed_exe: None,
-            })
-            .map_err(Error::State)?;
         let published = Published { dir, pid };
         if let Err(e) = dir.write_nspid(pid) {
             published.remove();
-            return Err(Error::State(e));
+            return Err(e.into());
         }
         Ok(published)
     }
@@ -362,36 +333,36 @@ impl<'a> Published<'a> {
     }
 }
 
-/// Wait for the child's next message; a failure it reports, its death or a timeout end the
-/// start with an error (and the container is killed by `Container`'s drop).
-fn handshake_step(
+/// The child's next message; `None` when it closed its end (exec'd, or died). A failure it
+/// reports ends the start with that failure (the child is reaped), as does a timeout (the
+/// child is killed by `Container`'s drop).
+fn next_message(
     channel: &channel::Channel,
     container: &mut Container,
-    step: &str,
-) -> Result<Message, Error> {
+    step: &'static str,
+) -> Result<Option<Message>, Error> {
     match channel.recv() {
-        Ok(Some(Message::Failed { code, text })) => {
-            container.wait()?;
-            Err(Error::Container {
-                code: code.into(),
-                text,
-            })
-        }
-        Ok(Some(message)) => Ok(message),
-        Ok(None) => {
-            let code = container.wait()?;
-            Err(Error::Supervise(format!(
-                "the container process died during setup ({step}) with exit code {code}"
-            )))
-        }
-        Err(nix::Error::EAGAIN) => Err(Error::Supervise(format!(
-            "the container process did not finish setup ({step}) within {}s",
-            HANDSHAKE_TIMEOUT.as_secs()
-        ))),
-        Err(e) => Err(setup(
-            &format!("wait for the container process ({step})"),
-            e,
-        )),
+        Ok(Some(Message::Failed(failure))) => Err(container.failed(failure)),
+        Ok(message) => Ok(message),
+        Err(nix::Error::EAGAIN) => Err(Error::SetupTimeout {
+            step,
+            secs: HANDSHAKE_TIMEOUT.as_secs(),
+        }),
+        Err(errno) => Err(errno)
+            .step(|| format!("wait for the container process ({step})"))
+            .map_err(Error::from),
+    }
+}
+
+/// After `Go`: the child's end closes when `execve` succeeds; anything else is a failure.
+pub(crate) fn expect_exec(
+    channel: &channel::Channel,
+    container: &mut Container,
+    step: &'static str,
+) -> Result<(), Error> {
+    match next_message(channel, container, step)? {
+        None => Ok(()),
+        Some(other) => Err(protocol_error(&other)),
     }
 }
 
@@ -404,15 +375,58 @@ pub(crate) fn block_forwarded_signals() -> Result<SignalFd, Error> {
     }
     mask.add(Signal::SIGCHLD);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
-        .map_err(|e| setup("block signals", e))?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| setup("create a signalfd", e))
-}
-
-pub(crate) fn setup(step: &str, errno: nix::Error) -> Error {
-    Error::Supervise(format!("{step}: {}", describe(errno)))
+        .step(|| "block signals".into())?;
+    Ok(
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .step(|| "create a signalfd".into())?,
+    )
 }
 
 pub(crate) fn protocol_error(message: &Message) -> Error {
-    Error::Supervise(format!("start channel: unexpected message {message:?}"))
+    Error::Protocol {
+        message: format!("{message:?}"),
+    }
+}
+
+/// Become the plan's process, in this process: limits, capabilities, user, `no_new_privs`,
+/// umask and working directory. The start's child and the joining nsinit both run it; the
+/// order is the kernel's: the bounding set while `CAP_SETPCAP` is effective, the user
+/// switch keeping the permitted set (`PR_SET_KEEPCAPS`), the other sets under the new uid.
+pub(crate) fn become_process(process: &Process) -> Result<(), StepError> {
+    for limit in &process.rlimits {
+        sys::setrlimit(limit.resource, limit.soft, limit.hard).step(|| {
+            format!(
+                "set rlimit {} to {}:{}",
+                limit.resource, limit.soft, limit.hard
+            )
+        })?;
+    }
+    capabilities::limit_bounding(&process.capabilities)?;
+    let user = &process.user;
+    nix::sys::prctl::set_keepcaps(true).step(|| "keep capabilities across setuid".into())?;
+    let gids: Vec<Gid> = user
+        .additional_gids
+        .iter()
+        .map(|&g| Gid::from_raw(g))
+        .collect();
+    setgroups(&gids).step(|| format!("set supplementary groups {:?}", user.additional_gids))?;
+    let (uid, gid) = (Uid::from_raw(user.uid), Gid::from_raw(user.gid));
+    setresgid(gid, gid, gid).step(|| format!("set gid {gid}"))?;
+    setresuid(uid, uid, uid).step(|| format!("set uid {uid}"))?;
+    nix::sys::prctl::set_keepcaps(false).step(|| "reset keep-capabilities".into())?;
+    capabilities::apply(&process.capabilities)?;
+    if process.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().step(|| "set no_new_privs".into())?;
+    }
+    umask(Mode::from_bits_truncate(user.umask.unwrap_or(0o022)));
+    chdir(process.cwd.as_str()).step(|| format!("chdir to {} in the container", process.cwd))
+}
+
+/// The last steps before `execve`: every fd but 0-2 close-on-exec, signal dispositions and
+/// mask as a fresh process expects.
+pub(crate) fn prepare_exec() -> Result<(), StepError> {
+    sys::cloexec_from(3).step(|| "mark inherited fds close-on-exec".into())?;
+    sys::reset_signal_dispositions();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .step(|| "unblock signals".into())
 }

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
 use super::Container;
-use crate::error::describe;
+use crate::error::StepError;
 use crate::{sys, terminal, Error};
 
 /// How long the command must have run before [`run`] calls its idle hook: a short-lived
@@ -51,7 +51,10 @@ pub fn run(
         };
         match poll(&mut fds, timeout) {
             Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(Error::Supervise(format!("poll: {}", describe(e)))),
+            Err(errno) => {
+                let step = "poll the container and the terminal".to_string();
+                return Err(StepError { step, errno }.into());
+            }
             Ok(0) => {
                 drop(fds);
                 if let Some(hook) = idle.take() {

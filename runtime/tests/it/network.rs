@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use nix::sched::{setns, CloneFlags};
 use nix::unistd::Pid;
-use nsinit::config::Network;
 use nsinit::network::{self, NetworkError};
+use nsinit::plan::Network;
 use serde_json::Value;
 
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 17, 42, 1);

@@ -1,0 +1,170 @@
+//! `container.json` in the engine's terms: a [`Plan`] with the kernel filesystems every
+//! container of the seed gets and the protections every container gets unless its
+//! `security` object turns one off. Pure: the host's facts come in through [`Site`].
+
+use std::path::{Path, PathBuf};
+
+use super::Config;
+use crate::cgroups::Limits;
+use crate::plan::{
+    Capability, CapabilitySets, CgroupPlan, DeviceNode, Mount, MountOption, Namespace, Plan,
+    Process, User,
+};
+
+/// Paths bound read-only: host-global kernel settings a container's root could otherwise
+/// write (`/proc/sys/kernel/core_pattern` with a `|` runs a program as host root).
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Paths hidden: host memory, keys, timers, firmware and power controls.
+pub const MASKED_PATHS: [&str; 10] = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// The nodes of the container's `/dev`: name, major, minor. Mode 0666.
+const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// Where the container is, as found on the host.
+pub struct Site<'a> {
+    /// The container's directory, its rootfs: absolute, symlinks resolved.
+    pub rootfs: &'a Path,
+    /// The directory's id under nsinit's state root (`<dev>-<inode>`); it names the cgroup
+    /// nsinit gives a container without a pid namespace of its own.
+    pub id: &'a str,
+}
+
+/// The plan of `config` run at `site`. The command is not part of `container.json`: it is
+/// given to each `nsinit exec`, so the plan's `process.args` stay empty.
+pub fn lower(config: &Config, site: &Site<'_>) -> Plan {
+    let security = &config.security;
+    let kept: Vec<Capability> = Capability::ALL
+        .into_iter()
+        .filter(|cap| !config.capabilities.contains(cap))
+        .collect();
+    let paths = |on: bool, list: &[&str]| match on {
+        true => list.iter().map(|path| path.to_string()).collect(),
+        false => Vec::new(),
+    };
+    Plan {
+        rootfs: site.rootfs.to_path_buf(),
+        namespaces: config.namespaces.clone(),
+        hostname: config.hostname.clone(),
+        process: Process {
+            args: Vec::new(),
+            env: config.environment.clone(),
+            cwd: "/".into(),
+            user: User::default(),
+            // The seed lists what to drop; everything else the caller holds is kept.
+            // Inheritable and ambient stay empty, as a root process's are.
+            capabilities: CapabilitySets {
+                bounding: kept.clone(),
+                effective: kept.clone(),
+                permitted: kept,
+                inheritable: Vec::new(),
+                ambient: Vec::new(),
+            },
+            rlimits: Vec::new(),
+            no_new_privileges: security.no_new_privileges,
+        },
+        mounts: kernel_filesystems(config.has(Namespace::Ipc)),
+        devices: DEVICES
+            .iter()
+            .map(|&(name, major, minor)| DeviceNode {
+                path: format!("/dev/{name}"),
+                major,
+                minor,
+                mode: 0o666,
+            })
+            .collect(),
+        masked_paths: paths(security.masked_paths, &MASKED_PATHS),
+        readonly_paths: paths(security.readonly_paths, &READONLY_PATHS),
+        rootfs_nodev: security.devices,
+        cgroup: cgroup(config, site),
+        network: config.network.clone(),
+    }
+}
+
+/// `/proc`, `/sys` read-only, a fresh `/dev` tmpfs with a new devpts instance and `/dev/shm`,
+/// and `/dev/mqueue` when the container has its own IPC namespace.
+fn kernel_filesystems(mqueue: bool) -> Vec<Mount> {
+    use MountOption::*;
+    let mount =
+        |fstype: &str, destination: &str, options: &[MountOption], data: Option<&str>| Mount {
+            destination: destination.into(),
+            fstype: fstype.into(),
+            options: options.to_vec(),
+            data: data.map(String::from),
+        };
+    let mut mounts = vec![
+        mount("proc", "/proc", &[NoSuid, NoExec, NoDev], None),
+        mount("sysfs", "/sys", &[NoSuid, NoExec, NoDev, ReadOnly], None),
+        mount(
+            "tmpfs",
+            "/dev",
+            &[NoSuid, StrictAtime],
+            Some("mode=755,size=65536k"),
+        ),
+        mount(
+            "devpts",
+            "/dev/pts",
+            &[NoSuid, NoExec],
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        ),
+        mount(
+            "tmpfs",
+            "/dev/shm",
+            &[NoSuid, NoExec, NoDev],
+            Some("mode=1777,size=65536k"),
+        ),
+    ];
+    if mqueue {
+        mounts.push(mount(
+            "mqueue",
+            "/dev/mqueue",
+            &[NoSuid, NoExec, NoDev],
+            None,
+        ));
+    }
+    mounts
+}
+
+/// The configured cgroup, or, without a pid namespace, one of nsinit's own
+/// (`nsinit/<id>`), through which the container's processes die with PID 1.
+fn cgroup(config: &Config, site: &Site<'_>) -> Option<CgroupPlan> {
+    match &config.cgroups {
+        Some(c) => Some(CgroupPlan {
+            path: c.path(),
+            limits: Limits {
+                memory: c.memory,
+                memory_swap: c.memory_swap,
+                cpu_shares: c.cpu_shares,
+            },
+        }),
+        None if !config.has(Namespace::Pid) => Some(CgroupPlan {
+            path: PathBuf::from("nsinit").join(site.id),
+            limits: Limits::default(),
+        }),
+        None => None,
+    }
+}
