@@ -142,6 +142,59 @@ fn every_good_fixture_parses() {
     }
 }
 
+/// The plan of every good fixture, as the engine and the state record see it.
+#[test]
+fn every_good_fixture_lowers_to_its_plan() {
+    let site = Site {
+        rootfs: Path::new("/srv/containers/c1"),
+        id: "fe01-2a",
+    };
+    for (name, text) in fixtures::configs() {
+        if name.starts_with("bad-") {
+            continue;
+        }
+        let plan = lower(&read(text).unwrap(), &site);
+        let json = serde_json::to_string_pretty(&plan).unwrap();
+        insta::assert_snapshot!(format!("plan_{name}"), json);
+        let recorded: crate::plan::Plan = serde_json::from_str(&json).unwrap();
+        assert_eq!(recorded, plan, "{name}: the plan survives the state record");
+    }
+}
+
+#[test]
+fn each_protection_can_be_turned_off_alone() {
+    let site = Site {
+        rootfs: Path::new("/c"),
+        id: "1-2",
+    };
+    let on = lower(&read("{}").unwrap(), &site);
+    assert!(on.process.no_new_privileges && on.rootfs_nodev);
+    assert_eq!(on.masked_paths.len(), MASKED_PATHS.len());
+    assert_eq!(on.readonly_paths.len(), READONLY_PATHS.len());
+    let off = |field: &str| {
+        lower(
+            &read(&format!(r#"{{"security": {{"{field}": false}}}}"#)).unwrap(),
+            &site,
+        )
+    };
+    assert!(off("masked_paths").masked_paths.is_empty());
+    assert!(off("readonly_paths").readonly_paths.is_empty());
+    assert!(!off("devices").rootfs_nodev);
+    assert!(!off("no_new_privileges").process.no_new_privileges);
+    for field in [
+        "masked_paths",
+        "readonly_paths",
+        "devices",
+        "no_new_privileges",
+    ] {
+        let plan = off(field);
+        assert_eq!(plan.mounts, on.mounts, "{field} changes nothing else");
+        assert_eq!(plan.devices, on.devices, "{field} changes nothing else");
+    }
+    let explicit = lower(&read(r#"{"security": {"seccomp": true}}"#).unwrap(), &site);
+    assert_eq!(explicit, on, "true is the default");
+}
+
 #[test]
 fn every_bad_fixture_names_its_field_and_value() {
     for case in fixtures::BAD_CASES {
@@ -304,6 +357,11 @@ fn edit_distance_is_levenshtein(#[case] a: &str, #[case] b: &str, #[case] distan
     r#"{"cgroups": {"name": "c1", "memory": 4096, "memory_swap": 4096}}"#
 )]
 #[case::cgroup_largest_memory(r#"{"cgroups": {"name": "c1", "memory": 18446744073709551615}}"#)]
+#[case::security_empty(r#"{"security": {}}"#)]
+#[case::security_all_off(
+    r#"{"security": {"masked_paths": false, "readonly_paths": false, "devices": false, "seccomp": false, "no_new_privileges": false}}"#
+)]
+#[case::security_one_off(r#"{"security": {"seccomp": false}}"#)]
 fn accepted(#[case] text: &str) {
     let config = read(text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(read(&config.to_json()).unwrap(), config);
@@ -499,6 +557,17 @@ fn accepted(#[case] text: &str) {
 #[case::cpu_shares_high(
     "cpu_shares_high",
     r#"{"cgroups": {"name": "c1", "cpu_shares": 262145}}"#
+)]
+#[case::security_not_object("security_not_object", r#"{"security": false}"#)]
+#[case::security_unknown(
+    "security_unknown",
+    r#"{"security": {"seccomp": false, "apparmor": false}}"#
+)]
+#[case::security_typo("security_typo", r#"{"security": {"no_new_privs": false}}"#)]
+#[case::security_string("security_string", r#"{"security": {"devices": "off"}}"#)]
+#[case::security_twice(
+    "security_twice",
+    r#"{"security": {"devices": false, "devices": true}}"#
 )]
 fn rejected(#[case] name: &str, #[case] text: &str) {
     let message = rejection(text);
