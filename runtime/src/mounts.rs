@@ -11,8 +11,8 @@
 //! the very file checked (`/proc/self/fd/N`), and a mask's `/dev/null` is verified to be the
 //! real device by its fd before it is bound (CVE-2025-31133).
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -21,7 +21,10 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::{chdir, chroot, mkdir, pivot_root, symlinkat};
 
 use crate::error::{StepContext, StepError};
-use crate::plan::{DeviceNode, Mount, MountOption};
+use crate::plan::{
+    DeviceKind, DeviceNode, Mount, MountOption, MountSource, Propagation, PropagationKind,
+};
+use crate::sys;
 
 /// Symlinks in the container's `/dev`: link name, target.
 const DEV_SYMLINKS: [(&str, &str); 5] = [
@@ -37,19 +40,20 @@ const NULL_DEVICE: (u64, u64) = (1, 3);
 
 /// Make `rootfs` the root of this mount namespace and leave the host's tree behind.
 ///
-/// Steps: make every mount private (nothing propagates back to the host), bind the rootfs
-/// onto itself (`pivot_root` needs a mount point), with `nodev` when asked, `pivot_root` into
-/// it and detach the old root.
-pub fn enter_rootfs(rootfs: &Path, nodev: bool) -> Result<(), StepError> {
+/// Steps: make every mount private or a slave of the host's (nothing propagates back to the
+/// host), bind the rootfs onto itself (`pivot_root` needs a mount point), with `nodev` when
+/// asked, `pivot_root` into it and detach the old root. A shared or unbindable `/` is set
+/// afterwards, once nothing done here can propagate.
+pub fn enter_rootfs(rootfs: &Path, nodev: bool, propagation: Propagation) -> Result<(), StepError> {
     let show = rootfs.display();
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .step(|| "make mounts private (mount --make-rprivate /)".into())?;
+    let first = match propagation.kind {
+        PropagationKind::Slave => propagation,
+        _ => Propagation {
+            kind: PropagationKind::Private,
+            recursive: true,
+        },
+    };
+    set_propagation("/", first)?;
     mount(
         Some(rootfs),
         rootfs,
@@ -86,25 +90,171 @@ pub fn enter_rootfs(rootfs: &Path, nodev: bool) -> Result<(), StepError> {
         }
         Err(errno) => return Err(errno).step(|| format!("pivot_root to rootfs {show}")),
     }
-    chdir("/").step(|| "chdir to / in the container".into())
+    chdir("/").step(|| "chdir to / in the container".into())?;
+    if first != propagation {
+        set_propagation("/", propagation)?;
+    }
+    Ok(())
+}
+
+/// What the container's `cgroup` mounts show: the cgroup2 hierarchy (seen from the
+/// container's cgroup namespace), or on v1 the container's group in each hierarchy, bound
+/// from the host by controller name (`memory`, `cpu,cpuacct`).
+pub enum CgroupView {
+    V2,
+    V1(Vec<(String, PathBuf)>),
+}
+
+/// The host files and directories the plan's mounts bind, opened in this mount namespace
+/// before the rootfs becomes `/` (they are out of reach after): one entry per mount.
+pub struct Sources {
+    binds: Vec<Vec<(String, OwnedFd)>>,
+    cgroup_v2: bool,
+}
+
+/// Open every bind source of `mounts` (and, for a `cgroup` mount on v1, the container's
+/// groups), as `O_PATH` fds. Host paths: run before [`enter_rootfs`].
+pub fn open_sources(mounts: &[Mount], cgroups: &CgroupView) -> Result<Sources, StepError> {
+    let open_host = |path: &Path| {
+        open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .step(|| format!("open bind source {}", path.display()))
+    };
+    let mut binds = Vec::new();
+    for m in mounts {
+        binds.push(match (&m.source, cgroups) {
+            (MountSource::Bind { path, .. }, _) => vec![(String::new(), open_host(path)?)],
+            (MountSource::Cgroup, CgroupView::V1(groups)) => groups
+                .iter()
+                .map(|(name, dir)| Ok((name.clone(), open_host(dir)?)))
+                .collect::<Result<_, StepError>>()?,
+            _ => Vec::new(),
+        });
+    }
+    Ok(Sources {
+        binds,
+        cgroup_v2: matches!(cgroups, CgroupView::V2),
+    })
 }
 
 /// Mount each filesystem of the plan, in order, creating missing mount points. Call after
-/// [`enter_rootfs`].
-pub fn mount_all(mounts: &[Mount]) -> Result<(), StepError> {
-    for m in mounts {
+/// [`enter_rootfs`], with the sources [`open_sources`] opened before it.
+pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
+    for (m, binds) in mounts.iter().zip(&sources.binds) {
         let target = m.destination.as_str();
-        ensure_mount_point(target)?;
-        mount(
-            Some(m.fstype.as_str()),
-            target,
-            Some(m.fstype.as_str()),
-            flags(&m.options),
-            m.data.as_deref(),
-        )
-        .step(|| format!("mount {} on {target}", m.fstype))?;
+        let flags = flags(&m.options);
+        match &m.source {
+            MountSource::Fs { fstype, source } => {
+                ensure_mount_point(target, true)?;
+                mount(
+                    Some(source.as_str()),
+                    target,
+                    Some(fstype.as_str()),
+                    flags,
+                    m.data.as_deref(),
+                )
+                .step(|| format!("mount {fstype} on {target}"))?;
+            }
+            MountSource::Bind { recursive, .. } => {
+                let (_, source) = &binds[0];
+                let is_dir = fstat(source)
+                    .map(|st| kind(st.st_mode) == SFlag::S_IFDIR)
+                    .step(|| format!("inspect the source of {target}"))?;
+                bind(source, target, is_dir, *recursive)?;
+                if m.options.contains(&MountOption::RecursiveReadOnly) {
+                    let at = open_mount_point(target)?;
+                    sys::make_tree_readonly(at.as_fd())
+                        .step(|| format!("make {target} and its submounts read-only"))?;
+                }
+                if !(flags - MsFlags::MS_REC).is_empty() {
+                    remount(target, flags)?;
+                }
+            }
+            MountSource::Cgroup if sources.cgroup_v2 => {
+                ensure_mount_point(target, true)?;
+                mount(
+                    Some("cgroup2"),
+                    target,
+                    Some("cgroup2"),
+                    flags,
+                    None::<&str>,
+                )
+                .step(|| format!("mount cgroup2 on {target}"))?;
+            }
+            MountSource::Cgroup => {
+                ensure_mount_point(target, true)?;
+                let nosuid_noexec_nodev =
+                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+                mount(
+                    Some("tmpfs"),
+                    target,
+                    Some("tmpfs"),
+                    nosuid_noexec_nodev,
+                    Some("mode=755"),
+                )
+                .step(|| format!("mount tmpfs on {target} for the cgroup hierarchies"))?;
+                for (name, source) in binds {
+                    let at = format!("{}/{name}", target.trim_end_matches('/'));
+                    bind(source, &at, true, false)?;
+                    remount(&at, flags | MsFlags::MS_RDONLY | nosuid_noexec_nodev)?;
+                    // Co-mounted controllers (`cpu,cpuacct`) get a link per name.
+                    for single in name.split(',').filter(|_| name.contains(',')) {
+                        let link = format!("{}/{single}", target.trim_end_matches('/'));
+                        symlinkat(name.as_str(), nix::fcntl::AT_FDCWD, link.as_str())
+                            .step(|| format!("create symlink {link} -> {name}"))?;
+                    }
+                }
+                remount(target, nosuid_noexec_nodev | (flags & MsFlags::MS_RDONLY))?;
+            }
+        }
+        if let Some(propagation) = m.propagation {
+            set_propagation(target, propagation)?;
+        }
     }
     Ok(())
+}
+
+/// Bind the (host) file or directory `source` onto `target` inside the container.
+fn bind(source: &OwnedFd, target: &str, is_dir: bool, recursive: bool) -> Result<(), StepError> {
+    ensure_mount_point(target, is_dir)?;
+    let tree = sys::open_tree_clone(source.as_fd(), recursive)
+        .step(|| format!("clone the mount to bind on {target}"))?;
+    let at = open_mount_point(target)?;
+    sys::move_mount(tree.as_fd(), at.as_fd()).step(|| format!("bind mount on {target}"))
+}
+
+/// Apply `flags` to the mount at `target`, keeping the per-mount flags it has that a
+/// remount would otherwise clear.
+fn remount(target: &str, flags: MsFlags) -> Result<(), StepError> {
+    let kept =
+        kept_flags(Path::new(target)).step(|| format!("read the mount flags of {target}"))?;
+    let wanted = flags - MsFlags::MS_REC;
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | kept | wanted,
+        None::<&str>,
+    )
+    .step(|| format!("remount {target} with {wanted:?}"))
+}
+
+fn set_propagation(target: &str, propagation: Propagation) -> Result<(), StepError> {
+    let mut flags = match propagation.kind {
+        PropagationKind::Private => MsFlags::MS_PRIVATE,
+        PropagationKind::Slave => MsFlags::MS_SLAVE,
+        PropagationKind::Shared => MsFlags::MS_SHARED,
+        PropagationKind::Unbindable => MsFlags::MS_UNBINDABLE,
+    };
+    if propagation.recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+        .step(|| format!("set {target} {flags:?}"))
+}
+
+/// Remount the container's `/` read-only (its submounts keep their own flags).
+pub fn make_rootfs_readonly() -> Result<(), StepError> {
+    remount("/", MsFlags::MS_RDONLY)
 }
 
 /// Make the plan's device nodes and the usual `/dev` symlinks (`fd`, `stdin`, `ptmx`, ...).
@@ -112,21 +262,49 @@ pub fn make_devices(devices: &[DeviceNode]) -> Result<(), StepError> {
     for device in devices {
         let path = device.path.as_str();
         let (major, minor) = (device.major, device.minor);
+        if let Some(parent) = Path::new(path).parent() {
+            std::fs::create_dir_all(parent)
+                .step(|| format!("create {} for device {path}", parent.display()))?;
+        }
+        let kind = match device.kind {
+            DeviceKind::Char => SFlag::S_IFCHR,
+            DeviceKind::Block => SFlag::S_IFBLK,
+            DeviceKind::Fifo => SFlag::S_IFIFO,
+        };
+        // A node the config lists twice, or one the rootfs's /dev already had: replace it.
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).step(|| format!("replace {path}"))
+            }
+            _ => {}
+        }
         mknod(
             path,
-            SFlag::S_IFCHR,
+            kind,
             Mode::from_bits_truncate(device.mode),
             makedev(major, minor),
         )
         .step(|| format!("create device node {path} ({major}:{minor})"))?;
+        if (device.uid, device.gid) != (0, 0) {
+            nix::unistd::chown(
+                path,
+                Some(nix::unistd::Uid::from_raw(device.uid)),
+                Some(nix::unistd::Gid::from_raw(device.gid)),
+            )
+            .step(|| format!("chown device node {path}"))?;
+        }
     }
     for (name, target) in DEV_SYMLINKS {
-        symlinkat(
+        match symlinkat(
             target,
             nix::fcntl::AT_FDCWD,
             format!("/dev/{name}").as_str(),
-        )
-        .step(|| format!("create symlink /dev/{name} -> {target}"))?;
+        ) {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(errno) => {
+                return Err(errno).step(|| format!("create symlink /dev/{name} -> {target}"))
+            }
+        }
     }
     Ok(())
 }
@@ -286,27 +464,68 @@ fn flags(options: &[MountOption]) -> MsFlags {
     options.iter().fold(MsFlags::empty(), |all, option| {
         all | match option {
             MountOption::ReadOnly => MsFlags::MS_RDONLY,
+            MountOption::RecursiveReadOnly => MsFlags::empty(),
             MountOption::NoSuid => MsFlags::MS_NOSUID,
             MountOption::NoDev => MsFlags::MS_NODEV,
             MountOption::NoExec => MsFlags::MS_NOEXEC,
+            MountOption::Sync => MsFlags::MS_SYNCHRONOUS,
+            MountOption::DirSync => MsFlags::MS_DIRSYNC,
+            MountOption::RelAtime => MsFlags::MS_RELATIME,
             MountOption::StrictAtime => MsFlags::MS_STRICTATIME,
+            MountOption::NoAtime => MsFlags::MS_NOATIME,
+            MountOption::NoDirAtime => MsFlags::MS_NODIRATIME,
         }
     })
 }
 
-/// Make sure `target` is a directory we may mount on: create it when missing, refuse a symlink
-/// or a non-directory.
-fn ensure_mount_point(target: &str) -> Result<(), StepError> {
+fn kind(mode: libc::mode_t) -> SFlag {
+    SFlag::from_bits_truncate(mode) & SFlag::S_IFMT
+}
+
+/// Make sure `target` is a directory (or, for a file bind, a file) we may mount on: create it
+/// and its parents when missing, refuse a symlink or the wrong kind. The rootfs is `/` by
+/// now, so every path here resolves inside it.
+fn ensure_mount_point(target: &str, is_dir: bool) -> Result<(), StepError> {
+    let wanted = if is_dir {
+        SFlag::S_IFDIR
+    } else {
+        SFlag::S_IFREG
+    };
     match lstat(target) {
-        Ok(st) => match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
-            SFlag::S_IFDIR => Ok(()),
+        Ok(st) => match kind(st.st_mode) {
             SFlag::S_IFLNK => Err(nix::Error::ELOOP)
                 .step(|| format!("mount point {target} in the rootfs is a symlink; refusing")),
-            _ => Err(nix::Error::ENOTDIR)
+            found if found == wanted || (!is_dir && found != SFlag::S_IFDIR) => Ok(()),
+            _ if is_dir => Err(nix::Error::ENOTDIR)
                 .step(|| format!("mount point {target} in the rootfs is not a directory")),
+            _ => Err(nix::Error::EISDIR)
+                .step(|| format!("mount point {target} for a file is a directory")),
         },
-        Err(nix::Error::ENOENT) => mkdir(target, Mode::from_bits_truncate(0o755))
-            .step(|| format!("create mount point {target} in the rootfs")),
+        Err(nix::Error::ENOENT) => {
+            if let Some(parent) = Path::new(target).parent() {
+                if lstat(parent).is_err() {
+                    ensure_mount_point(&parent.to_string_lossy(), true)?;
+                }
+            }
+            if is_dir {
+                mkdir(target, Mode::from_bits_truncate(0o755))
+                    .step(|| format!("create mount point {target} in the rootfs"))
+            } else {
+                std::fs::File::create(target)
+                    .map(drop)
+                    .step(|| format!("create mount point {target} in the rootfs"))
+            }
+        }
         Err(errno) => Err(errno).step(|| format!("inspect mount point {target} in the rootfs")),
     }
+}
+
+/// An `O_PATH` fd of an existing mount point, not following a symlink in its last component.
+fn open_mount_point(target: &str) -> Result<OwnedFd, StepError> {
+    open(
+        target,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| format!("open mount point {target}"))
 }

@@ -1,7 +1,7 @@
 //! Which namespaces a container gets: the clone flags for the listed ones, and the rules for
 //! what nsinit can and cannot run.
 
-use crate::plan::Namespace;
+use crate::plan::{Namespace, Plan};
 
 /// Why nsinit refuses a plan at run time, though its config is well formed.
 #[derive(Debug, thiserror::Error)]
@@ -18,24 +18,25 @@ pub enum NamespaceError {
 /// The namespaces created by `clone3` itself. `NEWCGROUP` is not among them: the container's
 /// cgroup namespace is unshared once the process sits in its cgroup, so that the cgroup
 /// becomes the namespace's root.
-pub fn clone_flags(namespaces: &[Namespace]) -> Result<u64, NamespaceError> {
-    if namespaces.contains(&Namespace::User) {
+pub fn clone_flags(plan: &Plan) -> Result<u64, NamespaceError> {
+    if plan.has(Namespace::User) {
         return Err(NamespaceError::Unsupported("NEWUSER"));
     }
-    if !namespaces.contains(&Namespace::Mount) {
+    if !plan.new_namespaces().any(|ns| ns == Namespace::Mount) {
         return Err(NamespaceError::MountNamespaceRequired);
     }
-    Ok(namespaces
-        .iter()
-        .filter(|&&ns| ns != Namespace::Cgroup)
+    Ok(plan
+        .new_namespaces()
+        .filter(|&ns| ns != Namespace::Cgroup)
         .fold(0u64, |flags, ns| flags | ns.clone_flag() as u64))
 }
 
-/// The flags naming every namespace of `namespaces`, for `setns` through a pidfd.
-pub fn setns_flags(namespaces: &[Namespace]) -> nix::sched::CloneFlags {
-    namespaces
+/// The flags naming every namespace the container has of its own, for `setns` through a
+/// pidfd of one of its processes.
+pub fn setns_flags(plan: &Plan) -> nix::sched::CloneFlags {
+    plan.namespaces
         .iter()
         .fold(nix::sched::CloneFlags::empty(), |flags, ns| {
-            flags | nix::sched::CloneFlags::from_bits_truncate(ns.clone_flag())
+            flags | nix::sched::CloneFlags::from_bits_truncate(ns.kind.clone_flag())
         })
 }

@@ -181,6 +181,89 @@ pub fn reset_signal_dispositions() {
     }
 }
 
+/// `open_tree(2)` with `OPEN_TREE_CLONE`: a detached copy of the mount at `fd` (an `O_PATH`
+/// fd of a directory or file), with its submounts when `recursive`, ready to be attached
+/// elsewhere with [`move_mount`]. The fd is close-on-exec.
+pub fn open_tree_clone(fd: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: the path is a valid empty C string and the fd is valid for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// `move_mount(2)`: attach the detached mount `tree` onto the file or directory `target`
+/// (an `O_PATH` fd), so the mount lands on exactly what `target` names.
+pub fn move_mount(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: both paths are valid empty C strings and both fds are valid for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `mount_setattr(2)` setting `MOUNT_ATTR_RDONLY` on the mount at `fd` and, with
+/// `AT_RECURSIVE`, on every mount below it (Linux 5.12).
+pub fn make_tree_readonly(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | libc::AT_RECURSIVE;
+    // SAFETY: the path is a valid empty C string; `attr` is a mount_attr of the size passed,
+    // read during the call; the fd is valid for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `setdomainname(2)`: the NIS domain name of this UTS namespace.
+pub fn setdomainname(name: &str) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, read during the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    nix::errno::Errno::result(ret).map(drop)
+}
+
+/// `personality(2)`: `PER_LINUX32` when `linux32` (`uname -m` says i686), else `PER_LINUX`.
+pub fn set_personality(linux32: bool) -> nix::Result<()> {
+    const PER_LINUX: libc::c_ulong = 0x0000;
+    const PER_LINUX32: libc::c_ulong = 0x0008;
+    let persona = if linux32 { PER_LINUX32 } else { PER_LINUX };
+    // SAFETY: plain syscall with an integer argument.
+    let ret = unsafe { libc::personality(persona) };
+    nix::errno::Errno::result(ret).map(drop)
+}
+
 /// `setrlimit(2)` of resource number `resource` (`RLIMIT_*`).
 pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> nix::Result<()> {
     let limit = libc::rlimit {

@@ -59,6 +59,18 @@ pub fn open_pty() -> Result<Pty, StepError> {
     })
 }
 
+/// Give the terminal of `master` this many rows and columns.
+pub fn set_size(master: BorrowedFd<'_>, rows: u16, columns: u16) -> Result<(), StepError> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    sys::set_window_size(master, &size)
+        .step(|| format!("set the terminal size to {rows}x{columns}"))
+}
+
 /// Make `slave` this process's controlling terminal and its stdin, stdout and stderr.
 pub fn make_controlling(slave: BorrowedFd<'_>) -> Result<(), StepError> {
     setsid().step(|| "start a new session (setsid)".into())?;

@@ -14,6 +14,7 @@
 mod hierarchy;
 mod limits;
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write as _};
 use std::os::fd::OwnedFd;
@@ -29,6 +30,7 @@ pub use hierarchy::Hierarchy;
 pub use limits::{Limits, MIN_MEMORY};
 
 use crate::error::describe_io;
+use crate::plan::CgroupPath;
 use limits::Controller;
 
 /// How long [`Cgroup::remove`] retries `rmdir` while the kernel still counts exited processes.
@@ -64,13 +66,13 @@ pub enum CgroupError {
         processes: usize,
         first: i32,
     },
-    #[error("cgroups.{field} {value}: {reason}")]
+    #[error("{field} limit {value}: {reason}")]
     InvalidLimit {
         field: &'static str,
         value: String,
         reason: String,
     },
-    #[error("cgroups.{field}: write {value} to {}: {}", .path.display(), describe_io(.error))]
+    #[error("{field} limit: write {value} to {}: {}", .path.display(), describe_io(.error))]
     Limit {
         field: &'static str,
         value: String,
@@ -132,12 +134,8 @@ pub struct Cgroup {
     root: Option<PathBuf>,
     /// The group's directory under each mount it is made in (one on v2).
     dirs: Vec<PathBuf>,
-    /// The directory holding the memory files, if the memory controller is there.
-    memory: Option<PathBuf>,
-    /// The directory holding the cpu files, if the cpu controller is there.
-    cpu: Option<PathBuf>,
-    /// v1 only: the group in the freezer hierarchy, for [`Cgroup::kill_all`].
-    freezer: Option<PathBuf>,
+    /// v1 only: the group's directory by controller name (`memory` → its dir there).
+    v1: BTreeMap<String, PathBuf>,
 }
 
 impl Cgroup {
@@ -149,7 +147,7 @@ impl Cgroup {
     pub fn create(h: &Hierarchy, relative: &Path, limits: &Limits) -> Result<Cgroup, CgroupError> {
         let group = Cgroup::layout(h, relative)?;
         let writes = limits.writes(group.v2)?;
-        let needed = limits.controllers();
+        let needed = limits.controllers(group.v2);
         for &controller in &needed {
             group.controller_dir(controller)?;
         }
@@ -164,7 +162,11 @@ impl Cgroup {
                 enable_controllers(root, &group.relative, &needed)?;
             }
             for write in writes {
-                let path = group.controller_dir(write.controller)?.join(write.file);
+                let dir = match write.controller {
+                    Some(controller) => group.controller_dir(controller)?,
+                    None => &group.dirs[0],
+                };
+                let path = dir.join(&write.file);
                 write_file(&path, &write.value).map_err(|error| CgroupError::Limit {
                     field: write.field,
                     value: write.value,
@@ -246,6 +248,27 @@ impl Cgroup {
             .collect()
     }
 
+    /// v1: the group's directory in each hierarchy, named as the hierarchy's mount point is
+    /// (`memory`, `cpu,cpuacct`), for a container's view of its own groups. v2: empty.
+    pub fn v1_dirs(&self) -> Vec<(String, PathBuf)> {
+        self.dirs
+            .iter()
+            .filter(|_| !self.v2)
+            .filter_map(|dir| {
+                let mount = dir.ancestors().nth(self.relative.components().count())?;
+                Some((
+                    mount.file_name()?.to_string_lossy().into_owned(),
+                    dir.clone(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether the group is in the unified (v2) hierarchy.
+    pub fn is_v2(&self) -> bool {
+        self.v2
+    }
+
     /// Move process `pid` (all its threads) into the group, in every hierarchy.
     pub fn attach(&self, pid: Pid) -> Result<(), CgroupError> {
         let value = pid.to_string();
@@ -311,7 +334,7 @@ impl Cgroup {
                     })
                 }
             }
-        } else if let Some(freezer) = &self.freezer {
+        } else if let Some(freezer) = self.v1.get("freezer") {
             let state = freezer.join("freezer.state");
             let write = |value: &str| {
                 write_file(&state, value).map_err(|error| CgroupError::Write {
@@ -406,10 +429,8 @@ impl Cgroup {
                     relative,
                     v2: true,
                     root: Some(root.clone()),
-                    dirs: vec![dir.clone()],
-                    memory: Some(dir.clone()),
-                    cpu: Some(dir),
-                    freezer: None,
+                    dirs: vec![dir],
+                    v1: BTreeMap::new(),
                 }
             }
             Hierarchy::V1 { controllers } => {
@@ -420,15 +441,16 @@ impl Cgroup {
                         dirs.push(dir);
                     }
                 }
-                let dir = |name: &str| controllers.get(name).map(|mount| mount.join(&relative));
+                let v1 = controllers
+                    .iter()
+                    .map(|(name, mount)| (name.clone(), mount.join(&relative)))
+                    .collect();
                 Cgroup {
-                    memory: dir("memory"),
-                    cpu: dir("cpu"),
-                    freezer: dir("freezer"),
                     relative,
                     v2: false,
                     root: None,
                     dirs,
+                    v1,
                 }
             }
         })
@@ -436,21 +458,24 @@ impl Cgroup {
 
     /// The group's directory for `controller`, or an error naming the missing controller.
     fn controller_dir(&self, controller: Controller) -> Result<&Path, CgroupError> {
-        let dir = match controller {
-            Controller::Memory => &self.memory,
-            Controller::Cpu => &self.cpu,
-        };
-        dir.as_deref().ok_or(CgroupError::MissingController {
-            controller: controller.name(),
-            detail: format!(
-                "the cgroup v1 {} controller is not mounted (see /proc/self/mountinfo)",
-                controller.name()
-            ),
-        })
+        if self.v2 {
+            return Ok(&self.dirs[0]);
+        }
+        let name = controller.name(false);
+        self.v1
+            .get(name)
+            .map(PathBuf::as_path)
+            .ok_or(CgroupError::MissingController {
+                controller: name,
+                detail: format!(
+                    "the cgroup v1 {name} controller is not mounted for nsinit (see /proc/self/mountinfo; nsinit leaves cpuset hierarchies alone)"
+                ),
+            })
     }
 
     fn memory_file(&self, file: &str) -> Option<String> {
-        fs::read_to_string(self.memory.as_ref()?.join(file)).ok()
+        let dir = self.controller_dir(Controller::Memory).ok()?;
+        fs::read_to_string(dir.join(file)).ok()
     }
 
     /// Every pid in the group, across hierarchies, without duplicates.
@@ -502,6 +527,36 @@ impl Cgroup {
             pause = (pause * 2).min(Duration::from_millis(10));
         }
     }
+}
+
+/// Where a planned group is, relative to the hierarchy's root: as given, or below the group
+/// this process runs in (read from `/proc/self/cgroup`).
+pub fn resolve(h: &Hierarchy, path: &CgroupPath) -> Result<PathBuf, CgroupError> {
+    match path {
+        CgroupPath::Root(path) => Ok(path.strip_prefix("/").unwrap_or(path).to_path_buf()),
+        CgroupPath::Caller(path) => {
+            let own = read(Path::new("/proc/self/cgroup"))?;
+            let ours = own_group(h, &own).ok_or_else(|| CgroupError::BadPath {
+                path: path.clone(),
+                reason: "nsinit's own cgroup is not in /proc/self/cgroup",
+            })?;
+            Ok(Path::new(ours.trim_start_matches('/')).join(path))
+        }
+    }
+}
+
+/// The group of this process in `h`, from the text of `/proc/self/cgroup`: the `0::` line
+/// on v2, the memory controller's on v1.
+fn own_group<'a>(h: &Hierarchy, text: &'a str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let wanted = match h {
+            Hierarchy::V2 { .. } => id == "0" && controllers.is_empty(),
+            Hierarchy::V1 { .. } => controllers.split(',').any(|c| c == "memory"),
+        };
+        wanted.then_some(path)
+    })
 }
 
 /// A group path must stay below the hierarchy root: relative, no `..`, not empty.
@@ -591,7 +646,7 @@ fn enable_in(level: &Path, needed: &[Controller]) -> Result<(), CgroupError> {
     let missing: Vec<Controller> = needed
         .iter()
         .copied()
-        .filter(|c| !words(&enabled).any(|word| word == c.name()))
+        .filter(|c| !words(&enabled).any(|word| word == c.name(true)))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -600,16 +655,16 @@ fn enable_in(level: &Path, needed: &[Controller]) -> Result<(), CgroupError> {
     let available = read(&available_path)?;
     if let Some(absent) = missing
         .iter()
-        .find(|c| !words(&available).any(|word| word == c.name()))
+        .find(|c| !words(&available).any(|word| word == c.name(true)))
     {
         return Err(CgroupError::MissingController {
-            controller: absent.name(),
+            controller: absent.name(true),
             detail: format!("not in {}", available_path.display()),
         });
     }
     let value = missing
         .iter()
-        .map(|c| format!("+{}", c.name()))
+        .map(|c| format!("+{}", c.name(true)))
         .collect::<Vec<_>>()
         .join(" ");
     write_file(&control, &value).map_err(|error| CgroupError::Write {

@@ -120,8 +120,10 @@ fn v1_create_sets_hard_and_soft_memory_limit_swap_and_shares() {
     lay_out(&cpu, &[("cgroup.procs", ""), ("cpu.shares", "1024\n")]);
     let limits = Limits {
         memory: Some(524_800),
+        memory_reservation: Some(524_800),
         memory_swap: Some(1 << 20),
         cpu_shares: Some(512),
+        ..Limits::default()
     };
     Cgroup::create(&h, Path::new("docker/docker-koye"), &limits).unwrap();
     assert_eq!(read(&memory.join("memory.limit_in_bytes")), "524800");
@@ -169,7 +171,7 @@ fn a_refused_limit_names_the_field_and_value_and_undoes_the_group() {
     assert_eq!(
         error.to_string(),
         format!(
-            "cgroups.memory: write 524800 to {}: no such file or directory",
+            "memory limit: write 524800 to {}: no such file or directory",
             file.display()
         )
     );
@@ -186,7 +188,7 @@ fn a_memory_limit_without_a_memory_controller_names_what_is_missing() {
         controllers: [("pids".to_string(), tmp.path().join("pids"))].into(),
     };
     let error = Cgroup::create(&h, Path::new("c1"), &seed_limits()).unwrap_err();
-    insta::assert_snapshot!(error, @"cgroup controller memory is missing: the cgroup v1 memory controller is not mounted (see /proc/self/mountinfo)");
+    insta::assert_snapshot!(error, @"cgroup controller memory is missing: the cgroup v1 memory controller is not mounted for nsinit (see /proc/self/mountinfo; nsinit leaves cpuset hierarchies alone)");
     assert!(!tmp.path().join("pids/c1").exists());
 }
 
@@ -200,7 +202,7 @@ fn a_limit_too_low_is_refused_before_anything_is_made() {
     };
     let error = Cgroup::create(&h, Path::new("docker/c1"), &limits).unwrap_err();
     assert!(
-        error.to_string().starts_with("cgroups.memory 4096: "),
+        error.to_string().starts_with("memory limit 4096: "),
         "{error}"
     );
     assert!(!tmp.path().join("memory/docker").exists());
@@ -229,8 +231,8 @@ fn v2_create_enables_controllers_in_every_parent_and_sets_limits() {
     );
     let limits = Limits {
         memory: Some(524_800),
-        memory_swap: None,
         cpu_shares: Some(1024),
+        ..Limits::default()
     };
     Cgroup::create(&h, Path::new("docker/docker-koye"), &limits).unwrap();
     assert_eq!(read(&tmp.path().join("cgroup.subtree_control")), "+memory");

@@ -6,7 +6,8 @@
 //!    along as `SCM_RIGHTS`), or `Failed`;
 //! 2. parent → child `Go` (cgroup, network and `.nspid` in place);
 //! 3. child → parent: nothing on success (the child's end is close-on-exec, so a successful
-//!    `execve` shows up as end-of-file), or `Failed` when the command could not be started.
+//!    `execve` shows up as end-of-file), or `Failed` when the command could not be started;
+//!    with a gate (`nsinit-oci create`), `Waiting` once it waits there for `start`.
 //!
 //! End-of-file where a message was due means the peer died; each side treats that as failure.
 
@@ -20,22 +21,26 @@ use nix::sys::socket::{
 use crate::error::Failure;
 use crate::sys;
 
-/// The largest message; a `Failed` text longer than this is cut.
-const MAX_MESSAGE: usize = 4096;
+/// The largest message; a `Failed` text or a hook state longer than this is cut.
+const MAX_MESSAGE: usize = 64 * 1024;
 
 const TAG_READY: u8 = 1;
 const TAG_GO: u8 = 2;
 const TAG_FAILED: u8 = 3;
+const TAG_WAITING: u8 = 4;
 
 /// One message of the handshake.
 #[derive(Debug)]
 pub enum Message {
     /// The container's mounts and hostname are in place; carries the pty master, if any.
     Ready { pty_master: Option<OwnedFd> },
-    /// The parent finished its part; the child may start the command.
-    Go,
+    /// The parent finished its part; the child may go on. Carries the container's state
+    /// JSON for the hooks the child runs (empty without hooks).
+    Go { hook_state: String },
     /// The child failed: nsinit should print the text and exit with the code.
     Failed(Failure),
+    /// The child is set up and waits at its gate for another process to release it.
+    Waiting,
 }
 
 /// One end of the channel.
@@ -75,8 +80,15 @@ impl Channel {
                 fds.extend(pty_master.as_ref().map(|fd| fd.as_raw_fd()));
                 1
             }
-            Message::Go => {
+            Message::Go { hook_state } => {
                 bytes[0] = TAG_GO;
+                let text = hook_state.as_bytes();
+                let n = text.len().min(MAX_MESSAGE - 1);
+                bytes[1..1 + n].copy_from_slice(&text[..n]);
+                1 + n
+            }
+            Message::Waiting => {
+                bytes[0] = TAG_WAITING;
                 1
             }
             Message::Failed(Failure { code, text }) => {
@@ -113,7 +125,10 @@ impl Channel {
         Ok(match (len, bytes[0]) {
             (0, _) => None,
             (_, TAG_READY) => Some(Message::Ready { pty_master: fd }),
-            (_, TAG_GO) => Some(Message::Go),
+            (n, TAG_GO) => Some(Message::Go {
+                hook_state: String::from_utf8_lossy(&bytes[1..n]).into_owned(),
+            }),
+            (_, TAG_WAITING) => Some(Message::Waiting),
             (n, TAG_FAILED) if n >= 2 => Some(Message::Failed(Failure {
                 code: bytes[1],
                 text: String::from_utf8_lossy(&bytes[2..n]).into_owned(),
@@ -135,8 +150,16 @@ mod tests {
             parent.recv().unwrap(),
             Some(Message::Ready { pty_master: None })
         ));
-        parent.send(&Message::Go).unwrap();
-        assert!(matches!(child.recv().unwrap(), Some(Message::Go)));
+        let hook_state = r#"{"id":"c1","status":"creating"}"#.to_string();
+        parent
+            .send(&Message::Go {
+                hook_state: hook_state.clone(),
+            })
+            .unwrap();
+        match child.recv().unwrap() {
+            Some(Message::Go { hook_state: got }) => assert_eq!(got, hook_state),
+            other => panic!("unexpected {other:?}"),
+        }
         let text = "mount proc on /proc: permission denied".to_string();
         child
             .send(&Message::Failed(Failure {

@@ -3,55 +3,76 @@
 //! its memory here is consistent, but nothing in here may start a thread.
 
 use std::convert::Infallible;
-use std::fs::File;
 use std::os::fd::AsFd;
 
-use nix::sched::{unshare, CloneFlags};
+use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::signal::Signal;
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::sethostname;
 
 use super::channel::{Channel, Message};
-use super::Start;
+use super::start::{Prepared, Start};
+use super::{gate, hooks};
 use crate::error::{Failure, StepContext, EXIT_SETUP};
-use crate::plan::Namespace;
-use crate::{cgroups, mounts, sys, terminal};
+use crate::plan::{Namespace, Personality};
+use crate::{cgroups, mounts, procfs, sys, terminal};
 
 /// Set up the container and exec the command; on failure, tell nsinit why and exit.
-pub fn run(start: &Start<'_>, cgroup_tasks: &[File], channel: Channel) -> ! {
-    let failure = match setup_and_exec(start, cgroup_tasks, &channel) {
+pub fn run(start: &Start<'_>, prepared: &Prepared, channel: Channel) -> ! {
+    let failure = match setup_and_exec(start, prepared, &channel) {
         Ok(never) => match never {},
         Err(failure) => failure,
     };
     let code = failure.code;
-    let _ = channel.send(&Message::Failed(failure));
+    if channel.send(&Message::Failed(failure.clone())).is_err() {
+        // Released through the gate, nsinit is gone: stderr is all that is left.
+        eprintln!("nsinit: {failure}");
+    }
     sys::exit_now(code.into())
 }
 
 fn setup_and_exec(
     start: &Start<'_>,
-    cgroup_tasks: &[File],
+    prepared: &Prepared,
     channel: &Channel,
 ) -> Result<Infallible, Failure> {
     let plan = start.plan;
-    // If nsinit dies, so does the container. SIGKILL: a pid namespace's init ignores every
-    // other signal it has no handler for. Had nsinit died before this line, the handshake
-    // below reads end-of-file and we exit.
+    // If nsinit dies during setup, so does the container. SIGKILL: a pid namespace's init
+    // ignores every other signal it has no handler for. Had nsinit died before this line,
+    // the handshake below reads end-of-file and we exit.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .step(|| "set the parent-death signal".into())?;
+    for (kind, fd) in &prepared.joined {
+        setns(fd, CloneFlags::from_bits_truncate(kind.clone_flag()))
+            .step(|| format!("join the {} namespace", kind.proc_name()))?;
+    }
     // Device nodes and mount points get exactly the modes we ask for.
     umask(Mode::empty());
 
-    mounts::enter_rootfs(&plan.rootfs, plan.rootfs_nodev)?;
-    mounts::mount_all(&plan.mounts)?;
+    // Host paths (bind sources, createContainer hooks) are opened here, before the rootfs
+    // becomes `/`.
+    let sources = mounts::open_sources(&plan.mounts, &prepared.cgroup_view)?;
+    let create_hooks = hooks::open_programs(&plan.hooks.create_container)?;
+    mounts::enter_rootfs(&plan.rootfs, plan.rootfs_nodev, plan.rootfs_propagation)?;
+    mounts::mount_all(&plan.mounts, &sources)?;
+    drop(sources);
     mounts::make_devices(&plan.devices)?;
-    // Never without a UTS namespace of our own: that would rename the host. The config
-    // refuses it; this guard keeps it so whatever the front-end does.
-    if let (Some(hostname), true) = (&plan.hostname, plan.has(Namespace::Uts)) {
-        sethostname(hostname).step(|| format!("set hostname to {hostname:?}"))?;
+    // Never without a UTS namespace of our own: that would rename the host. The front-ends
+    // refuse it; this guard keeps it so whatever they do.
+    if plan.has(Namespace::Uts) {
+        if let Some(hostname) = &plan.hostname {
+            sethostname(hostname).step(|| format!("set hostname to {hostname:?}"))?;
+        }
+        if let Some(domain) = &plan.domainname {
+            sys::setdomainname(domain).step(|| format!("set domain name to {domain:?}"))?;
+        }
     }
-    let pty = if start.tty {
+    procfs::write_sysctls(&plan.sysctl)?;
+    let pty = if plan.process.terminal {
         let pty = terminal::open_pty()?;
+        if let Some((rows, columns)) = plan.process.console_size {
+            terminal::set_size(pty.master.as_fd(), rows, columns)?;
+        }
         mounts::bind_console(&pty.slave_path)?;
         Some(pty)
     } else {
@@ -59,10 +80,14 @@ fn setup_and_exec(
     };
     mounts::mask(&plan.masked_paths)?;
     mounts::make_readonly(&plan.readonly_paths)?;
+    if plan.readonly_rootfs {
+        mounts::make_rootfs_readonly()?;
+    }
 
     // cgroup v1: into the container's group, after the mounts (their kernel memory is not
     // charged to a tiny limit) and before anything of the container can run.
-    cgroups::move_self(cgroup_tasks).step(|| "move into the container's cgroup".into())?;
+    cgroups::move_self(&prepared.cgroup_tasks)
+        .step(|| "move into the container's cgroup".into())?;
 
     let (master, slave) = match pty {
         Some(pty) => (Some(pty.master), Some(pty.slave)),
@@ -71,13 +96,17 @@ fn setup_and_exec(
     channel
         .send(&Message::Ready { pty_master: master })
         .step(|| "report ready to nsinit".into())?;
-    match channel.recv() {
-        Ok(Some(Message::Go)) => {}
+    let hook_state = match channel.recv() {
+        Ok(Some(Message::Go { hook_state })) => hook_state,
         // nsinit is gone or gave up: leave quietly, it reports.
         _ => sys::exit_now(EXIT_SETUP),
+    };
+    for (hook, program) in plan.hooks.create_container.iter().zip(&create_hooks) {
+        hooks::run("createContainer", hook, Some(program.as_fd()), &hook_state)?;
     }
+    drop(create_hooks);
 
-    if plan.has(Namespace::Cgroup) {
+    if prepared.unshare_cgroupns {
         // Now that the process sits in its cgroup, that cgroup becomes the namespace's root.
         unshare(CloneFlags::CLONE_NEWCGROUP).step(|| "create the cgroup namespace".into())?;
     }
@@ -85,9 +114,23 @@ fn setup_and_exec(
         terminal::make_controlling(slave.as_fd())?;
     }
     drop(slave);
+    if let Some(personality) = plan.personality {
+        sys::set_personality(personality == Personality::Linux32)
+            .step(|| format!("set personality {personality:?}"))?;
+    }
     super::become_process(&plan.process)?;
-    // Only 0, 1 and 2 reach the command (CVE-2024-21626); our channel end stays open until
-    // the exec succeeds, so a failure can still be reported on it.
-    super::prepare_exec()?;
+    // Only 0, 1, 2 and the preserved fds reach the command (CVE-2024-21626); our channel end
+    // stays open until the exec succeeds, so a failure can still be reported on it.
+    super::prepare_exec(start.preserve_fds)?;
+    if let Some(gate) = start.gate {
+        // The creator exits now; the container outlives it.
+        nix::sys::prctl::set_pdeathsig(None).step(|| "clear the parent-death signal".into())?;
+        start.command.check()?;
+        channel
+            .send(&Message::Waiting)
+            .step(|| "report waiting for start".into())?;
+        gate::wait(gate.fd())?;
+        hooks::run_all("startContainer", &plan.hooks.start_container, &hook_state)?;
+    }
     Err(start.command.exec())
 }

@@ -65,6 +65,34 @@ impl Command {
         })
     }
 
+    /// Whether the command can be found and executed here, as [`Command::exec`] would try
+    /// it, without running it: a container released later through its gate reports a
+    /// missing command at create time, while its creator still listens.
+    pub fn check(&self) -> Result<(), Failure> {
+        let mut denied = None;
+        for path in &self.candidates {
+            match nix::unistd::access(path.as_c_str(), nix::unistd::AccessFlags::X_OK) {
+                Ok(()) => {
+                    let is_file = std::fs::metadata(std::ffi::OsStr::from_bytes(path.to_bytes()))
+                        .is_ok_and(|meta| meta.is_file());
+                    if is_file {
+                        return Ok(());
+                    }
+                    denied = Some(path);
+                }
+                Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => continue,
+                Err(_) => denied = Some(path),
+            }
+        }
+        Err(match denied {
+            Some(path) => Failure {
+                code: EXIT_NOT_EXECUTABLE as u8,
+                text: format!("exec {}: permission denied", path.to_string_lossy()),
+            },
+            None => self.not_found(),
+        })
+    }
+
     /// Replace this process with the command. Returns only when no candidate could be
     /// executed, with the exit code nsinit reports (126 or 127) and why.
     pub fn exec(&self) -> Failure {
@@ -95,20 +123,25 @@ impl Command {
                 EXIT_NOT_EXECUTABLE,
                 format!("exec {}: permission denied", path.to_string_lossy()),
             ),
-            None if self.name.contains('/') => failure(
-                EXIT_NOT_FOUND,
-                format!(
-                    "exec {}: no such file in the container (or its interpreter is missing)",
-                    self.name
-                ),
-            ),
-            None => failure(
-                EXIT_NOT_FOUND,
-                format!(
-                    "exec {}: command not found in the container's PATH",
-                    self.name
-                ),
-            ),
+            None => self.not_found(),
+        }
+    }
+
+    fn not_found(&self) -> Failure {
+        let text = if self.name.contains('/') {
+            format!(
+                "exec {}: no such file in the container (or its interpreter is missing)",
+                self.name
+            )
+        } else {
+            format!(
+                "exec {}: command not found in the container's PATH",
+                self.name
+            )
+        };
+        Failure {
+            code: EXIT_NOT_FOUND as u8,
+            text,
         }
     }
 }

@@ -141,7 +141,7 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
         Ok(Forked::Child) => {
             drop(parent_end);
             if matches!(placement, Placement::Written(_))
-                && !matches!(child_end.recv(), Ok(Some(Message::Go)))
+                && !matches!(child_end.recv(), Ok(Some(Message::Go { .. })))
             {
                 sys::exit_now(EXIT_SETUP);
             }
@@ -170,7 +170,9 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
             })?;
         }
         parent_end
-            .send(&Message::Go)
+            .send(&Message::Go {
+                hook_state: String::new(),
+            })
             .step(|| "release the joined process".into())?;
     }
     let master = pty.map(|pty| pty.master);
@@ -199,9 +201,9 @@ impl Placement {
         let Some(cgroup) = &plan.cgroup else {
             return Ok(Placement::None);
         };
-        let path = &cgroup.path;
         let hierarchy = Hierarchy::detect()?;
-        let group = Cgroup::open(&hierarchy, path)?;
+        let path = crate::cgroups::resolve(&hierarchy, &cgroup.path)?;
+        let group = Cgroup::open(&hierarchy, &path)?;
         if let Some(fd) = group.dir_fd()? {
             return Ok(Placement::Born(fd));
         }
@@ -212,7 +214,7 @@ impl Placement {
         let procs = mounts
             .into_iter()
             .map(|mount| {
-                let file = mount.join(path).join("cgroup.procs");
+                let file = mount.join(&path).join("cgroup.procs");
                 File::options()
                     .write(true)
                     .open(&file)
@@ -232,8 +234,12 @@ fn enter(join: &Join<'_>, plan: &Plan) -> Result<Option<terminal::Pty>, StepErro
     nix::sys::prctl::set_dumpable(false).step(|| "mark nsinit non-dumpable".into())?;
     // One setns through the pidfd enters all of them at once (Linux 5.8), atomically, and
     // cannot hit a reused pid. The pid namespace applies to our children only.
-    setns(&join.pid1, namespaces::setns_flags(&plan.namespaces)).step(|| {
-        let names: Vec<_> = plan.namespaces.iter().map(|ns| ns.json_name()).collect();
+    setns(&join.pid1, namespaces::setns_flags(plan)).step(|| {
+        let names: Vec<_> = plan
+            .namespace_kinds()
+            .iter()
+            .map(|ns| ns.json_name())
+            .collect();
         format!("enter namespaces {} of the container", names.join(" "))
     })?;
     debug_assert!(plan.has(Namespace::Mount));
@@ -255,7 +261,7 @@ fn run_child(command: &Command, pty_slave: Option<std::os::fd::BorrowedFd<'_>>) 
             return e.into();
         }
     }
-    if let Err(e) = super::prepare_exec() {
+    if let Err(e) = super::prepare_exec(0) {
         return e.into();
     }
     command.exec()

@@ -134,6 +134,8 @@ pub enum ErrorKind {
     },
     #[error("{value} is not a positive integer")]
     NotPositive { value: String },
+    #[error("{value} is below {min} bytes, too little for any container to start")]
+    TooLittleMemory { value: u64, min: u64 },
     #[error("{value} is neither -1 (unlimited) nor a positive integer")]
     BadSwap { value: String },
     #[error(

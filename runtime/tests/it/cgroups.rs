@@ -192,6 +192,7 @@ fn memory_limit_is_visible_from_the_host_for_first_and_joined_processes() {
     let relative = scratch.group("c1");
     let limits = Limits {
         memory: Some(8 << 20),
+        memory_reservation: Some(8 << 20),
         cpu_shares: Some(512),
         ..Limits::default()
     };
@@ -255,7 +256,7 @@ fn an_allocation_beyond_the_limit_is_counted_as_an_oom_kill() {
     let limits = Limits {
         memory: Some(memory),
         memory_swap: swap_on.then_some(memory as i64),
-        cpu_shares: None,
+        ..Limits::default()
     };
     let group = Cgroup::create(&h, &relative, &limits).unwrap();
     let pid = scratch.spawn(&format!("exec {PYTHON} -c 'b = bytearray(64 << 20)'"));

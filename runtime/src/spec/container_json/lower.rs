@@ -2,13 +2,15 @@
 //! container of the seed gets and the protections every container gets unless its
 //! `security` object turns one off. Pure: the host's facts come in through [`Site`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::Config;
 use crate::cgroups::Limits;
 use crate::plan::{
-    Capability, CapabilitySets, CgroupPlan, DeviceNode, Mount, MountOption, Namespace, Plan,
-    Process, User,
+    Capability, CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Hooks, Mount,
+    MountOption, MountSource, Namespace, NamespacePlan, Plan, Process, Propagation,
+    PropagationKind, User,
 };
 
 /// Paths bound read-only: host-global kernel settings a container's root could otherwise
@@ -68,12 +70,24 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Plan {
     };
     Plan {
         rootfs: site.rootfs.to_path_buf(),
-        namespaces: config.namespaces.clone(),
+        readonly_rootfs: false,
+        rootfs_propagation: Propagation {
+            kind: PropagationKind::Private,
+            recursive: true,
+        },
+        namespaces: config
+            .namespaces
+            .iter()
+            .map(|&kind| NamespacePlan::new(kind))
+            .collect(),
         hostname: config.hostname.clone(),
+        domainname: None,
         process: Process {
             args: Vec::new(),
             env: config.environment.clone(),
             cwd: "/".into(),
+            terminal: false,
+            console_size: None,
             user: User::default(),
             // The seed lists what to drop; everything else the caller holds is kept.
             // Inheritable and ambient stay empty, as a root process's are.
@@ -86,22 +100,29 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Plan {
             },
             rlimits: Vec::new(),
             no_new_privileges: security.no_new_privileges,
+            oom_score_adj: None,
         },
         mounts: kernel_filesystems(config.has(Namespace::Ipc)),
         devices: DEVICES
             .iter()
             .map(|&(name, major, minor)| DeviceNode {
                 path: format!("/dev/{name}"),
+                kind: DeviceKind::Char,
                 major,
                 minor,
                 mode: 0o666,
+                uid: 0,
+                gid: 0,
             })
             .collect(),
         masked_paths: paths(security.masked_paths, &MASKED_PATHS),
         readonly_paths: paths(security.readonly_paths, &READONLY_PATHS),
         rootfs_nodev: security.devices,
+        sysctl: BTreeMap::new(),
         cgroup: cgroup(config, site),
         network: config.network.clone(),
+        hooks: Hooks::default(),
+        personality: None,
     }
 }
 
@@ -112,8 +133,12 @@ fn kernel_filesystems(mqueue: bool) -> Vec<Mount> {
     let mount =
         |fstype: &str, destination: &str, options: &[MountOption], data: Option<&str>| Mount {
             destination: destination.into(),
-            fstype: fstype.into(),
+            source: MountSource::Fs {
+                fstype: fstype.into(),
+                source: fstype.into(),
+            },
             options: options.to_vec(),
+            propagation: None,
             data: data.map(String::from),
         };
     let mut mounts = vec![
@@ -153,16 +178,19 @@ fn kernel_filesystems(mqueue: bool) -> Vec<Mount> {
 /// (`nsinit/<id>`), through which the container's processes die with PID 1.
 fn cgroup(config: &Config, site: &Site<'_>) -> Option<CgroupPlan> {
     match &config.cgroups {
+        // The seed's memory limit was hard and soft at once, as in 2014's libcontainer.
         Some(c) => Some(CgroupPlan {
-            path: c.path(),
+            path: CgroupPath::Root(c.path()),
             limits: Limits {
                 memory: c.memory,
+                memory_reservation: c.memory,
                 memory_swap: c.memory_swap,
                 cpu_shares: c.cpu_shares,
+                ..Limits::default()
             },
         }),
         None if !config.has(Namespace::Pid) => Some(CgroupPlan {
-            path: PathBuf::from("nsinit").join(site.id),
+            path: CgroupPath::Root(PathBuf::from("nsinit").join(site.id)),
             limits: Limits::default(),
         }),
         None => None,

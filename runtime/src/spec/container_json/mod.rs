@@ -26,6 +26,7 @@ use super::json::{
     array, child, closest, integer, invalid, item, string, syntax, wrong_type, Checked, Invalid,
     Json, Object,
 };
+use crate::cgroups::MIN_MEMORY;
 use crate::plan::{Capability, Namespace, Network, DEFAULT_MTU, MTU_RANGE};
 
 /// `HOST_NAME_MAX`: the longest hostname `sethostname` takes.
@@ -562,7 +563,7 @@ fn cgroups(field: &str, value: &Json) -> Checked<Cgroups> {
     let object = Object::read(field, value, &CGROUPS_FIELDS)?;
     let name = object.required("name", cgroup_name)?;
     let parent = object.optional("parent", cgroup_path)?;
-    let memory = object.optional("memory", positive)?;
+    let memory = object.optional("memory", memory)?;
     let memory_swap = object.optional("memory_swap", memory_swap)?;
     let cpu_shares = object.optional("cpu_shares", cpu_shares)?;
     if let (Some(memory), Some(swap)) = (memory, memory_swap) {
@@ -638,6 +639,21 @@ fn positive(field: &str, value: &Json) -> Checked<u64> {
             },
         ),
     }
+}
+
+/// A memory limit a container can start under: at least [`MIN_MEMORY`] bytes.
+fn memory(field: &str, value: &Json) -> Checked<u64> {
+    let bytes = positive(field, value)?;
+    if bytes < MIN_MEMORY {
+        return invalid(
+            field,
+            ErrorKind::TooLittleMemory {
+                value: bytes,
+                min: MIN_MEMORY,
+            },
+        );
+    }
+    Ok(bytes)
 }
 
 fn memory_swap(field: &str, value: &Json) -> Checked<i64> {

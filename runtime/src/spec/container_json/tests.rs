@@ -354,7 +354,7 @@ fn edit_distance_is_levenshtein(#[case] a: &str, #[case] b: &str, #[case] distan
     r#"{"cgroups": {"name": "c1", "memory": 1048576, "memory_swap": -1}}"#
 )]
 #[case::cgroup_swap_equal_memory(
-    r#"{"cgroups": {"name": "c1", "memory": 4096, "memory_swap": 4096}}"#
+    r#"{"cgroups": {"name": "c1", "memory": 65536, "memory_swap": 65536}}"#
 )]
 #[case::cgroup_largest_memory(r#"{"cgroups": {"name": "c1", "memory": 18446744073709551615}}"#)]
 #[case::security_empty(r#"{"security": {}}"#)]
@@ -541,6 +541,7 @@ fn accepted(#[case] text: &str) {
     r#"{"cgroups": {"name": "c1", "parent": "docker/"}}"#
 )]
 #[case::memory_zero("memory_zero", r#"{"cgroups": {"name": "c1", "memory": 0}}"#)]
+#[case::memory_too_little("memory_too_little", r#"{"cgroups": {"name": "c1", "memory": 8192}}"#)]
 #[case::memory_negative("memory_negative", r#"{"cgroups": {"name": "c1", "memory": -524800}}"#)]
 #[case::memory_fraction("memory_fraction", r#"{"cgroups": {"name": "c1", "memory": 1.5e6}}"#)]
 #[case::memory_too_large(
@@ -649,7 +650,7 @@ fn cgroups_strategy() -> impl Strategy<Value = Cgroups> {
     (
         component,
         prop::option::of(parent),
-        prop::option::of(1..=u64::MAX),
+        prop::option::of(crate::cgroups::MIN_MEMORY..=u64::MAX),
         swap,
         prop::option::of(CPU_SHARES_RANGE),
     )

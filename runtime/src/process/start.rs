@@ -1,0 +1,282 @@
+//! Creating a container from its plan: the cgroup, the clone into new (and joined)
+//! namespaces, the network, and the handshake up to `Ready`. The start is split there
+//! exactly once: the creator either releases the process itself ([`Created::release`],
+//! `nsinit exec`) or leaves it waiting at a gate for another process (`nsinit-oci start`,
+//! [`Created::leave_at_gate`]).
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+
+use super::channel::{self, Channel, Message};
+use super::gate::Gate;
+use super::{
+    child, expect_exec, next_message, protocol_error, Command, Container, HANDSHAKE_TIMEOUT,
+};
+use crate::cgroups::{self, Cgroup, Hierarchy};
+use crate::error::StepContext;
+use crate::mounts::CgroupView;
+use crate::plan::{Namespace, Plan};
+use crate::sys::{self, Forked};
+use crate::{network, Error};
+
+/// What a start needs.
+pub struct Start<'a> {
+    pub plan: &'a Plan,
+    /// The plan's new namespaces as `clone3` flags ([`crate::namespaces::clone_flags`]).
+    pub clone_flags: u64,
+    pub command: &'a Command,
+    /// Where another process releases the container; `None`: the creator does.
+    pub gate: Option<&'a Gate>,
+    /// How many fds from 3 on the command inherits (OCI `--preserve-fds`).
+    pub preserve_fds: u32,
+}
+
+/// What the child needs besides the start: prepared by the parent before the clone.
+pub(super) struct Prepared {
+    /// Namespaces joined by path: the child enters them first.
+    pub joined: Vec<(Namespace, OwnedFd)>,
+    /// v1: the group's `tasks` files, for the child to move itself in.
+    pub cgroup_tasks: Vec<File>,
+    /// Whether the child must still unshare its cgroup namespace once in its group (v1);
+    /// on v2 it is born in the group and in a new cgroup namespace at once.
+    pub unshare_cgroupns: bool,
+    /// What a `cgroup` mount shows.
+    pub cgroup_view: CgroupView,
+}
+
+/// A container set up up to its command, its first process waiting for the creator's word.
+/// Dropping it kills the process and removes the cgroup.
+pub struct Created {
+    pub container: Container,
+    channel: Channel,
+    pub cgroup: Option<OwnedCgroup>,
+    /// The pty master, when the process has a terminal.
+    pub pty_master: Option<OwnedFd>,
+}
+
+/// Make the container of `start` up to `Ready`.
+pub fn create(start: &Start<'_>) -> Result<Created, Error> {
+    let plan = start.plan;
+    let (parent_end, child_end) = channel::pair().step(|| "create the start channel".into())?;
+    parent_end
+        .set_timeout(HANDSHAKE_TIMEOUT)
+        .step(|| "set the start channel timeout".into())?;
+    let mut joined = Vec::new();
+    let mut pid_namespace = None;
+    for ns in &plan.namespaces {
+        let Some(path) = &ns.path else { continue };
+        let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .step(|| format!("open {} namespace {}", ns.kind.proc_name(), path.display()))?;
+        match ns.kind {
+            Namespace::Pid => pid_namespace = Some(fd),
+            kind => joined.push((kind, fd)),
+        }
+    }
+    let cgroup = match &plan.cgroup {
+        Some(c) => {
+            let hierarchy = Hierarchy::detect()?;
+            let path = cgroups::resolve(&hierarchy, &c.path)?;
+            Some(OwnedCgroup(Some(Cgroup::create(
+                &hierarchy, &path, &c.limits,
+            )?)))
+        }
+        None => None,
+    };
+    // cgroup v2: the child is born in its group (CLONE_INTO_CGROUP), and in its cgroup
+    // namespace; v1: it moves itself in, then unshares the namespace.
+    let (cgroup_fd, cgroup_tasks, cgroup_view) = match &cgroup {
+        Some(group) => (
+            group.get().dir_fd()?,
+            group.get().tasks_files()?,
+            match group.get().is_v2() {
+                true => CgroupView::V2,
+                false => CgroupView::V1(group.get().v1_dirs()),
+            },
+        ),
+        None => (None, Vec::new(), default_cgroup_view()),
+    };
+    let cgroupns = plan.new_namespaces().any(|ns| ns == Namespace::Cgroup);
+    let cgroupns_in_clone = cgroupns && cgroup_fd.is_some();
+    let mut flags = start.clone_flags;
+    if cgroupns_in_clone {
+        flags |= libc::CLONE_NEWCGROUP as u64;
+    }
+    let prepared = Prepared {
+        joined,
+        cgroup_tasks,
+        unshare_cgroupns: cgroupns && !cgroupns_in_clone,
+        cgroup_view,
+    };
+
+    // A pid namespace joined by path applies to the children of whoever enters it: enter it
+    // for the clone only.
+    let own_pid_namespace = match &pid_namespace {
+        Some(target) => {
+            let own = open(
+                "/proc/self/ns/pid",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .step(|| "open nsinit's own pid namespace".into())?;
+            setns(target, CloneFlags::CLONE_NEWPID)
+                .step(|| "enter the pid namespace to join".into())?;
+            Some(own)
+        }
+        None => None,
+    };
+    // SAFETY: nsinit is single-threaded: no thread is ever spawned on the start path.
+    let forked = unsafe { sys::clone3(flags, cgroup_fd.as_ref().map(|fd| fd.as_fd())) };
+    if let (Some(own), Ok(Forked::Parent { .. })) = (&own_pid_namespace, &forked) {
+        setns(own, CloneFlags::CLONE_NEWPID).step(|| "return to nsinit's pid namespace".into())?;
+    }
+    let mut container = match forked {
+        Ok(Forked::Child) => {
+            drop(parent_end);
+            child::run(start, &prepared, child_end)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => Container::new(pid, pidfd),
+        Err(e) => {
+            let names: Vec<_> = plan.new_namespaces().map(|ns| ns.json_name()).collect();
+            return Err(e)
+                .step(|| {
+                    format!(
+                        "create the container process (clone3 with {})",
+                        names.join(" ")
+                    )
+                })
+                .map_err(Error::from);
+        }
+    };
+    drop(child_end);
+    drop(prepared);
+    // While the child mounts its rootfs, give it its network.
+    if let Err(network_error) = connect_network(plan, &container) {
+        // The child may have failed first, and vanished: its own reason says more.
+        if let Ok(Some(Message::Failed(failure))) = parent_end.recv() {
+            return Err(container.failed(failure));
+        }
+        return Err(network_error);
+    }
+    if let Some(score) = plan.process.oom_score_adj {
+        // Through the host's /proc, which no container can mount over.
+        let path = format!("/proc/{}/oom_score_adj", container.pid);
+        std::fs::write(&path, score.to_string()).step(|| format!("write {score} to {path}"))?;
+    }
+
+    const SETUP: &str = "mount the rootfs";
+    let pty_master = match next_message(&parent_end, &mut container, SETUP)? {
+        Some(Message::Ready { pty_master }) => pty_master,
+        Some(other) => return Err(protocol_error(&other)),
+        None => {
+            let code = container.wait()?;
+            return Err(Error::DiedDuringSetup { step: SETUP, code });
+        }
+    };
+    Ok(Created {
+        container,
+        channel: parent_end,
+        cgroup,
+        pty_master,
+    })
+}
+
+/// Without a group of its own, a `cgroup` mount shows the hierarchy nsinit finds.
+fn default_cgroup_view() -> CgroupView {
+    match Hierarchy::detect() {
+        Ok(Hierarchy::V2 { .. }) => CgroupView::V2,
+        _ => CgroupView::V1(Vec::new()),
+    }
+}
+
+impl Created {
+    /// Let the process go on to its command; returns once it runs (or failed to start).
+    pub fn release(&mut self) -> Result<(), Error> {
+        let go = Message::Go {
+            hook_state: String::new(),
+        };
+        self.channel
+            .send(&go)
+            .step(|| "release the container process".into())?;
+        expect_exec(&self.channel, &mut self.container, "start the command")
+    }
+
+    /// Let the process finish its setup and wait at its gate, then let go of it: it outlives
+    /// this process (reaped by whoever reaps this one's orphans), and so does its cgroup.
+    /// Returns its pid and its group. `hook_state` is the state JSON its own hooks get.
+    pub fn leave_at_gate(mut self, hook_state: String) -> Result<(Pid, Option<Cgroup>), Error> {
+        self.channel
+            .send(&Message::Go { hook_state })
+            .step(|| "let the container process finish its setup".into())?;
+        const SETUP: &str = "finish setup and wait for start";
+        match next_message(&self.channel, &mut self.container, SETUP)? {
+            Some(Message::Waiting) => {}
+            Some(other) => return Err(protocol_error(&other)),
+            None => {
+                let code = self.container.wait()?;
+                return Err(Error::DiedDuringSetup { step: SETUP, code });
+            }
+        }
+        let pid = self.container.disown();
+        let cgroup = self.cgroup.take().and_then(|mut group| group.0.take());
+        Ok((pid, cgroup))
+    }
+}
+
+/// The container's cgroup, owned by its creator: whatever happens, the processes in it are
+/// killed and the group is removed when this goes.
+pub struct OwnedCgroup(Option<Cgroup>);
+
+impl OwnedCgroup {
+    pub fn get(&self) -> &Cgroup {
+        self.0.as_ref().expect("present until finish or drop")
+    }
+
+    /// PID 1 has exited: kill what is left in the group (all of it without a pid namespace),
+    /// say so if the memory limit killed something, remove the group.
+    pub fn finish(mut self, result: Result<i32, Error>) -> Result<i32, Error> {
+        let group = self.0.take().expect("present until finish or drop");
+        let killed = group.kill_all();
+        let oom_kills = group.oom_kills();
+        if oom_kills > 0 {
+            let limit = group
+                .memory_limit()
+                .map_or("its".to_string(), |bytes| format!("{bytes} bytes"));
+            eprintln!(
+                "nsinit: the container hit its memory limit ({limit}): the kernel killed \
+                 {oom_kills} of its processes"
+            );
+        }
+        let removed = group.remove();
+        let code = result?;
+        killed?;
+        removed?;
+        Ok(code)
+    }
+}
+
+impl Drop for OwnedCgroup {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            let _ = group.kill_all();
+            let _ = group.remove();
+        }
+    }
+}
+
+/// The container's network: a veth pair on the bridge when the plan has one, else (with a
+/// new network namespace of its own) just `lo` up.
+fn connect_network(plan: &Plan, container: &Container) -> Result<(), Error> {
+    let (pid, pidfd) = (container.pid, container.pidfd.as_fd());
+    let new_netns = plan.new_namespaces().any(|ns| ns == Namespace::Net);
+    match &plan.network {
+        Some(net) => network::setup(net, pidfd, pid, &network::host_veth_name(pid))?,
+        None if new_netns => network::loopback_up(pidfd, pid)?,
+        None => {}
+    }
+    Ok(())
+}
