@@ -11,12 +11,13 @@
 //! and the group's fd for `clone3(CLONE_INTO_CGROUP)` instead of a `cgroup.procs` write.
 //! No directory walks.
 
+mod devices;
 mod hierarchy;
 mod limits;
 
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write as _};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -25,6 +26,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
 
+pub use devices::{
+    default_rules, Access, DeviceError, DevicePolicy, DeviceRule, DeviceType, Program,
+};
 pub use hierarchy::Hierarchy;
 pub use limits::{Limits, MIN_MEMORY};
 
@@ -93,6 +97,8 @@ pub enum CgroupError {
     Remove { path: PathBuf, error: io::Error },
     #[error("kill the processes of cgroup {}: {reason}", .path.display())]
     Kill { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Devices(#[from] DeviceError),
 }
 
 /// A container's cgroup figures, for `nsinit stats`. `None`: the kernel does not keep that
@@ -138,6 +144,8 @@ pub struct Cgroup {
     cpu: Option<PathBuf>,
     /// v1 only: the group in the freezer hierarchy, for [`Cgroup::kill_all`].
     freezer: Option<PathBuf>,
+    /// v1 only: the group in the devices hierarchy, for [`Cgroup::apply_device_rules`].
+    devices: Option<PathBuf>,
 }
 
 impl Cgroup {
@@ -244,6 +252,30 @@ impl Cgroup {
                     .map_err(|error| CgroupError::Open { path, error })
             })
             .collect()
+    }
+
+    /// Let the group's processes open and make only the device nodes `rules` allow (see
+    /// [`DeviceRule`]): v1 writes the group's `devices.deny` and `devices.allow`, v2 attaches
+    /// a device program to the group's directory. Call it before any process is in the group.
+    pub fn apply_device_rules(&self, rules: &[DeviceRule]) -> Result<(), CgroupError> {
+        let policy = DevicePolicy::new(rules)?;
+        if self.v2 {
+            let dir = &self.dirs[0];
+            let fd = self.dir_fd()?.expect("a v2 group has a directory fd");
+            devices::attach_program(dir, fd.as_fd(), &policy.program())?;
+        } else {
+            let dir = self
+                .devices
+                .as_deref()
+                .ok_or(CgroupError::MissingController {
+                    controller: "devices",
+                    detail:
+                        "the cgroup v1 devices controller is not mounted (see /proc/self/mountinfo)"
+                            .into(),
+                })?;
+            devices::write_v1(dir, &policy)?;
+        }
+        Ok(())
     }
 
     /// Move process `pid` (all its threads) into the group, in every hierarchy.
@@ -410,6 +442,7 @@ impl Cgroup {
                     memory: Some(dir.clone()),
                     cpu: Some(dir),
                     freezer: None,
+                    devices: None,
                 }
             }
             Hierarchy::V1 { controllers } => {
@@ -425,6 +458,7 @@ impl Cgroup {
                     memory: dir("memory"),
                     cpu: dir("cpu"),
                     freezer: dir("freezer"),
+                    devices: dir("devices"),
                     relative,
                     v2: false,
                     root: None,
