@@ -596,3 +596,24 @@ fn a_load_error_carries_the_verifiers_last_lines() {
     };
     insta::assert_snapshot!(error, @"load device program for cgroup /sys/fs/cgroup/c1: permission denied (verifier: 0: (95) exit; R0 !read_ok; processed 1 insns)");
 }
+
+#[test]
+fn a_program_the_kernel_refuses_is_reported_with_the_verifiers_words() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: loading a BPF program needs root (CAP_BPF or CAP_SYS_ADMIN)");
+        return;
+    }
+    // `exit` with r0 never set: the verifier refuses to let the program return garbage.
+    let program = Program {
+        insns: vec![Insn::Exit],
+        notes: Vec::new(),
+    };
+    let error = load(Path::new("/sys/fs/cgroup/c1"), &program).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("load device program for cgroup /sys/fs/cgroup/c1: permission denied (verifier: "),
+        "{message}"
+    );
+    assert!(message.contains("R0 !read_ok"), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+}
