@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::Pid;
-use nsinit::cgroups::{default_rules, Cgroup, DeviceRule, Hierarchy, Limits};
+use nsinit::cgroups::{default_rules, Cgroup, DevicePolicy, DeviceRule, Hierarchy, Limits};
 use nsinit::sys;
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -343,4 +343,249 @@ fn v2_applying_again_replaces_the_program_and_removing_the_group_frees_it() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Median and 90th percentile of `runs` timings of `f`, after 5 warm-up runs; `f` times
+/// its own part and returns it.
+fn timed(runs: usize, mut f: impl FnMut() -> Duration) -> (Duration, Duration) {
+    for _ in 0..5 {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..runs).map(|_| f()).collect();
+    times.sort();
+    (times[runs / 2], times[runs * 9 / 10])
+}
+
+fn report(what: &str, (median, p90): (Duration, Duration)) {
+    println!(
+        "cost {what:<58} median {:>7.1} us  p90 {:>7.1} us",
+        median.as_secs_f64() * 1e6,
+        p90.as_secs_f64() * 1e6
+    );
+}
+
+/// What each device mechanism adds to a container start on this host, and the `nodev`
+/// remount of the rootfs bind that would stop planted nodes instead. Run by hand:
+/// `cargo test --release -p nsinit --test it devices::cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand with --release --ignored --nocapture"]
+fn cost_per_start() {
+    const RUNS: usize = 50;
+    let rules = default_rules();
+    if let Some(h) = host(Mechanism::V1) {
+        let scratch = Scratch::new(&h, "devices-cost-v1");
+        report(
+            "v1 mkdir + rmdir of the devices group (made today already)",
+            timed(RUNS, || {
+                let start = Instant::now();
+                Cgroup::create(&h, &scratch.group(), &Limits::default())
+                    .unwrap()
+                    .remove()
+                    .unwrap();
+                start.elapsed()
+            }),
+        );
+        report(
+            "v1 apply default rules (policy + 12 writes)",
+            timed(RUNS, || {
+                let group = Cgroup::create(&h, &scratch.group(), &Limits::default()).unwrap();
+                let start = Instant::now();
+                group.apply_device_rules(&rules).unwrap();
+                let took = start.elapsed();
+                group.remove().unwrap();
+                took
+            }),
+        );
+    }
+    if let Some(h) = host(Mechanism::V2) {
+        let scratch = Scratch::new(&h, "devices-cost-v2");
+        let dir = scratch.mount().join(scratch.group());
+        report(
+            "v2 build the program (policy + instructions)",
+            timed(RUNS, || {
+                let start = Instant::now();
+                let program = DevicePolicy::new(&rules).unwrap().program().encode();
+                let took = start.elapsed();
+                assert_eq!(program.len(), 60);
+                took
+            }),
+        );
+        let program = DevicePolicy::new(&rules).unwrap().program().encode();
+        let load = || {
+            sys::bpf_prog_load(
+                sys::BPF_PROG_TYPE_CGROUP_DEVICE,
+                &program,
+                c"Apache-2.0",
+                "nsinit_devices",
+                None,
+            )
+            .unwrap()
+        };
+        report(
+            "v2 load (bpf BPF_PROG_LOAD, verifier)",
+            timed(RUNS, || {
+                let start = Instant::now();
+                let fd = load();
+                let took = start.elapsed();
+                drop(fd);
+                took
+            }),
+        );
+        let deny_all = DevicePolicy::new(&[]).unwrap().program().encode();
+        report(
+            "v2 load of the 2-instruction deny-all program (fixed cost)",
+            timed(RUNS, || {
+                let start = Instant::now();
+                let fd = sys::bpf_prog_load(
+                    sys::BPF_PROG_TYPE_CGROUP_DEVICE,
+                    &deny_all,
+                    c"Apache-2.0",
+                    "nsinit_devices",
+                    None,
+                )
+                .unwrap();
+                let took = start.elapsed();
+                drop(fd);
+                took
+            }),
+        );
+        report(
+            "v2 open dir + query + attach (BPF_F_ALLOW_MULTI)",
+            timed(RUNS, || {
+                let group = Cgroup::create(&h, &scratch.group(), &Limits::default()).unwrap();
+                let prog = load();
+                let start = Instant::now();
+                let fd = fs::File::open(&dir).unwrap();
+                let mut ids = [0u32; sys::BPF_CGROUP_MAX_PROGS];
+                sys::bpf_prog_query(fd.as_fd(), sys::BPF_CGROUP_DEVICE, &mut ids).unwrap();
+                sys::bpf_prog_attach(
+                    fd.as_fd(),
+                    prog.as_fd(),
+                    sys::BPF_CGROUP_DEVICE,
+                    sys::BPF_F_ALLOW_MULTI,
+                )
+                .unwrap();
+                let took = start.elapsed();
+                drop((fd, prog));
+                group.remove().unwrap();
+                took
+            }),
+        );
+        report(
+            "v2 apply default rules (build + load + attach, all of it)",
+            timed(RUNS, || {
+                let group = Cgroup::create(&h, &scratch.group(), &Limits::default()).unwrap();
+                let start = Instant::now();
+                group.apply_device_rules(&rules).unwrap();
+                let took = start.elapsed();
+                group.remove().unwrap();
+                took
+            }),
+        );
+        for (what, attach) in [
+            ("v2 rmdir of a group without a program", false),
+            ("v2 rmdir of a group with the program", true),
+        ] {
+            report(
+                what,
+                timed(RUNS, || {
+                    let group = Cgroup::create(&h, &scratch.group(), &Limits::default()).unwrap();
+                    if attach {
+                        group.apply_device_rules(&rules).unwrap();
+                    }
+                    let start = Instant::now();
+                    group.remove().unwrap();
+                    start.elapsed()
+                }),
+            );
+        }
+    }
+    // The nodev remount needs a mount namespace of its own, which a threaded test process
+    // cannot unshare: run its part in this binary again under `unshare -m`.
+    if nix::unistd::Uid::effective().is_root() && Path::new("/usr/bin/unshare").exists() {
+        let status = Command::new("/usr/bin/unshare")
+            .args(["-m", "--propagation", "private"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "devices::nodev_cost_in_a_private_mount_namespace",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+                "--quiet",
+            ])
+            .env(NODEV_CHILD, "1")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+const NODEV_CHILD: &str = "NSINIT_TEST_NODEV_COST";
+
+/// The rootfs bind nsinit makes today (`MS_BIND | MS_REC` onto itself), alone and followed
+/// by the remount that adds `nodev`; each run unmounts again.
+#[test]
+#[ignore = "run by devices::cost_per_start inside unshare -m"]
+fn nodev_cost_in_a_private_mount_namespace() {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    if std::env::var_os(NODEV_CHILD).is_none() {
+        eprintln!("skipped: run by devices::cost_per_start inside `unshare -m`, not alone");
+        return;
+    }
+    let rootfs = tempfile::tempdir().unwrap();
+    let root = rootfs.path();
+    let bind = || {
+        mount(
+            Some(root),
+            root,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .unwrap()
+    };
+    let remount_nodev = || {
+        mount(
+            None::<&str>,
+            root,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV,
+            None::<&str>,
+        )
+        .unwrap()
+    };
+    let unmount = || umount2(root, MntFlags::MNT_DETACH).unwrap();
+    report(
+        "rootfs bind (today)",
+        timed(50, || {
+            let start = Instant::now();
+            bind();
+            let took = start.elapsed();
+            unmount();
+            took
+        }),
+    );
+    report(
+        "rootfs bind + remount nodev",
+        timed(50, || {
+            let start = Instant::now();
+            bind();
+            remount_nodev();
+            let took = start.elapsed();
+            unmount();
+            took
+        }),
+    );
+    report(
+        "remount nodev alone",
+        timed(50, || {
+            bind();
+            let start = Instant::now();
+            remount_nodev();
+            let took = start.elapsed();
+            unmount();
+            took
+        }),
+    );
 }
