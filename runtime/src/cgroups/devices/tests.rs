@@ -611,7 +611,9 @@ fn a_program_the_kernel_refuses_is_reported_with_the_verifiers_words() {
     let error = load(Path::new("/sys/fs/cgroup/c1"), &program).unwrap_err();
     let message = error.to_string();
     assert!(
-        message.starts_with("load device program for cgroup /sys/fs/cgroup/c1: permission denied (verifier: "),
+        message.starts_with(
+            "load device program for cgroup /sys/fs/cgroup/c1: permission denied (verifier: "
+        ),
         "{message}"
     );
     assert!(message.contains("R0 !read_ok"), "{message}");
