@@ -352,3 +352,198 @@ pub fn recv_with_fd(
     }
     Ok((msg.bytes, received.into_iter().next()))
 }
+
+/// `bpf(2)` commands, program and attach types nsinit uses (include/uapi/linux/bpf.h); the
+/// `libc` crate has only `SYS_bpf`.
+const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_PROG_ATTACH: libc::c_int = 8;
+const BPF_PROG_DETACH: libc::c_int = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+const BPF_PROG_QUERY: libc::c_int = 16;
+/// `BPF_PROG_TYPE_CGROUP_DEVICE`: a program asked about every device open and mknod.
+pub const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+/// `BPF_CGROUP_DEVICE`: the attach point of device programs on a cgroup v2 directory.
+pub const BPF_CGROUP_DEVICE: u32 = 6;
+/// `BPF_F_ALLOW_MULTI`: several programs may sit on one group and its descendants; a request
+/// passes only when every one of them allows it.
+pub const BPF_F_ALLOW_MULTI: u32 = 1 << 1;
+/// Most programs the kernel attaches to one cgroup at one attach point.
+pub const BPF_CGROUP_MAX_PROGS: usize = 64;
+
+/// The `BPF_PROG_LOAD` part of `union bpf_attr`, up to `prog_name`; the kernel reads the
+/// fields after it as zero.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+}
+
+/// The `BPF_PROG_ATTACH`/`BPF_PROG_DETACH` part of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// The `BPF_PROG_QUERY` part of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+}
+
+/// The `BPF_PROG_GET_FD_BY_ID` part of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct GetIdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// `bpf(cmd, attr, sizeof attr)`.
+///
+/// # Safety
+/// `attr` must be the `union bpf_attr` member `cmd` reads, and every pointer in it must point
+/// to memory valid for what the kernel does there (read or write) during the call.
+unsafe fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: the caller guarantees `attr` is what `cmd` expects; its size is passed with it,
+    // and the kernel zero-extends a shorter `bpf_attr`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret)
+}
+
+/// `BPF_PROG_LOAD`: load `insns` (encoded `struct bpf_insn`s) as a program of `prog_type`,
+/// named `name` (at most 15 of `[A-Za-z0-9_.]`) under `license`. With `log`, the verifier
+/// writes its account of the program into it (level 1), NUL-terminated.
+pub fn bpf_prog_load(
+    prog_type: u32,
+    insns: &[[u8; 8]],
+    license: &std::ffi::CStr,
+    name: &str,
+    log: Option<&mut [u8]>,
+) -> io::Result<OwnedFd> {
+    let mut attr = ProgLoadAttr {
+        prog_type,
+        insn_cnt: u32::try_from(insns.len())
+            .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..ProgLoadAttr::default()
+    };
+    let name = name.as_bytes();
+    let len = name.len().min(attr.prog_name.len() - 1);
+    attr.prog_name[..len].copy_from_slice(&name[..len]);
+    if let Some(log) = log {
+        attr.log_level = 1;
+        attr.log_size = u32::try_from(log.len()).unwrap_or(u32::MAX);
+        attr.log_buf = log.as_mut_ptr() as u64;
+    }
+    // SAFETY: `attr` is the PROG_LOAD member; `insns` (insn_cnt * 8 bytes), `license` (a C
+    // string) and `log` (log_size bytes, written by the kernel) are borrowed for the call.
+    let fd = unsafe { bpf(BPF_PROG_LOAD, &mut attr)? };
+    // SAFETY: PROG_LOAD returned a new fd for the program; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `BPF_PROG_ATTACH`: attach the program `prog` to `target` (a cgroup v2 directory) at
+/// `attach_type`, with `flags` (`BPF_F_ALLOW_MULTI`). The attachment holds its own
+/// reference to the program: `prog` may be closed afterwards.
+pub fn bpf_prog_attach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<()> {
+    let mut attr = ProgAttachAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: flags,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: `attr` is the PROG_ATTACH member and holds no pointers; both fds are borrowed
+    // for the call.
+    unsafe { bpf(BPF_PROG_ATTACH, &mut attr)? };
+    Ok(())
+}
+
+/// `BPF_PROG_DETACH`: take the program `prog` off `target` at `attach_type`.
+pub fn bpf_prog_detach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<()> {
+    let mut attr = ProgAttachAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        ..ProgAttachAttr::default()
+    };
+    // SAFETY: `attr` is the PROG_DETACH member and holds no pointers; both fds are borrowed
+    // for the call.
+    unsafe { bpf(BPF_PROG_DETACH, &mut attr)? };
+    Ok(())
+}
+
+/// `BPF_PROG_QUERY`: the ids of the programs attached to `target` itself (not inherited) at
+/// `attach_type`, in `ids`; returns how many there are (`ENOSPC` when more than fit).
+pub fn bpf_prog_query(
+    target: BorrowedFd<'_>,
+    attach_type: u32,
+    ids: &mut [u32],
+) -> io::Result<usize> {
+    let mut attr = ProgQueryAttr {
+        target_fd: target.as_raw_fd() as u32,
+        attach_type,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: u32::try_from(ids.len()).unwrap_or(u32::MAX),
+        ..ProgQueryAttr::default()
+    };
+    // SAFETY: `attr` is the PROG_QUERY member; the kernel writes at most prog_cnt ids into
+    // `ids`, which is borrowed mutably for the call.
+    unsafe { bpf(BPF_PROG_QUERY, &mut attr)? };
+    Ok(attr.prog_cnt as usize)
+}
+
+/// `BPF_PROG_GET_FD_BY_ID`: an fd for the loaded program with this id (`ENOENT` once it is
+/// freed).
+pub fn bpf_prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = GetIdAttr {
+        prog_id: id,
+        ..GetIdAttr::default()
+    };
+    // SAFETY: `attr` is the GET_FD_BY_ID member and holds no pointers.
+    let fd = unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)? };
+    // SAFETY: GET_FD_BY_ID returned a new fd for the program; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

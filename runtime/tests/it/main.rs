@@ -2,6 +2,7 @@
 //! root print why and pass trivially when run without it.
 
 mod cgroups;
+mod devices;
 mod lifecycle;
 mod network;
 mod resources;
