@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use capability::Capability;
 pub use namespace::Namespace;
 
-use crate::cgroups::Limits;
+use crate::cgroups::{DeviceRule, Limits};
 
 /// The MTU of the container's interface when none is given (Ethernet's).
 pub const DEFAULT_MTU: u32 = 1500;
@@ -249,11 +249,13 @@ pub enum DeviceKind {
     Fifo,
 }
 
-/// The container's cgroup: where it is, and its limits.
+/// The container's cgroup: where it is, its limits, and the device nodes its processes may
+/// open and make (rules in order, last match wins; none: the host's own rules apply).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupPlan {
     pub path: CgroupPath,
     pub limits: Limits,
+    pub devices: Vec<DeviceRule>,
 }
 
 /// Where the container's cgroup is.

@@ -81,9 +81,11 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
         Some(c) => {
             let hierarchy = Hierarchy::detect()?;
             let path = cgroups::resolve(&hierarchy, &c.path)?;
-            Some(OwnedCgroup(Some(Cgroup::create(
-                &hierarchy, &path, &c.limits,
-            )?)))
+            let group = OwnedCgroup(Some(Cgroup::create(&hierarchy, &path, &c.limits)?));
+            if !c.devices.is_empty() {
+                group.get().apply_device_rules(&c.devices)?;
+            }
+            Some(group)
         }
         None => None,
     };

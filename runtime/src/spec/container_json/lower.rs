@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::Config;
-use crate::cgroups::Limits;
+use crate::cgroups::{default_rules, Limits};
 use crate::plan::{
     Capability, CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Hooks, Mount,
     MountOption, MountSource, Namespace, NamespacePlan, Plan, Process, Propagation,
@@ -174,9 +174,23 @@ fn kernel_filesystems(mqueue: bool) -> Vec<Mount> {
     mounts
 }
 
-/// The configured cgroup, or, without a pid namespace, one of nsinit's own
-/// (`nsinit/<id>`), through which the container's processes die with PID 1.
+/// The configured cgroup, or one of nsinit's own (`nsinit/<id>`): without a pid namespace,
+/// the container's processes die with PID 1 through it; keeping `MKNOD`, the container
+/// needs its device rules (a node it makes in its own `/dev` is not under `nodev`), as it
+/// does keeping `SYS_ADMIN` (it could remount the rootfs without `nodev`).
 fn cgroup(config: &Config, site: &Site<'_>) -> Option<CgroupPlan> {
+    let devices = match config.security.devices {
+        true => default_rules(),
+        false => Vec::new(),
+    };
+    let makes_nodes = [Capability::Mknod, Capability::SysAdmin]
+        .iter()
+        .any(|cap| !config.capabilities.contains(cap));
+    let own_group = || CgroupPlan {
+        path: CgroupPath::Root(PathBuf::from("nsinit").join(site.id)),
+        limits: Limits::default(),
+        devices: devices.clone(),
+    };
     match &config.cgroups {
         // The seed's memory limit was hard and soft at once, as in 2014's libcontainer.
         Some(c) => Some(CgroupPlan {
@@ -188,11 +202,10 @@ fn cgroup(config: &Config, site: &Site<'_>) -> Option<CgroupPlan> {
                 cpu_shares: c.cpu_shares,
                 ..Limits::default()
             },
+            devices,
         }),
-        None if !config.has(Namespace::Pid) => Some(CgroupPlan {
-            path: CgroupPath::Root(PathBuf::from("nsinit").join(site.id)),
-            limits: Limits::default(),
-        }),
+        None if !config.has(Namespace::Pid) => Some(own_group()),
+        None if makes_nodes && config.security.devices => Some(own_group()),
         None => None,
     }
 }
