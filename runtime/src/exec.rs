@@ -45,15 +45,10 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
         Some((state::Liveness::Alive { pidfd }, record)) => {
             if !join::running_sealed() {
                 drop(lock);
-                return Err(join::reexec_sealed(&record));
+                return Err(join::reexec_sealed(Some(&record)));
             }
             drop(lock);
-            return join::join(join::Join {
-                record: &record,
-                pid1: pidfd,
-                command: &options.command,
-                tty: options.tty.wanted(),
-            });
+            return join::run(&record, pidfd, &options.command, options.tty.wanted());
         }
         Some((state::Liveness::Gone(reason), record)) => {
             eprintln!("nsinit: {}: removing stale state: {reason}", state::NSPID);

@@ -22,17 +22,28 @@ use super::channel::{self, Message};
 use super::{block_forwarded_signals, expect_exec, supervise, Command, Container};
 use crate::cgroups::{Cgroup, Hierarchy};
 use crate::error::{Failure, StepContext, StepError, EXIT_SETUP};
-use crate::plan::{Namespace, Plan};
+use crate::plan::{Namespace, Plan, Process};
 use crate::state::Record;
 use crate::sys::{self, Forked};
 use crate::{namespaces, terminal, Error};
 
-/// What a join needs: the recorded container, a pidfd pinning its PID 1, the command.
+/// What a join needs: the container's plan (its namespaces and cgroup), the process to
+/// become (the plan's own, or one an `exec` describes), a pidfd pinning the container's
+/// PID 1, and the command.
 pub struct Join<'a> {
-    pub record: &'a Record,
+    pub plan: &'a Plan,
+    pub process: &'a Process,
     pub pid1: OwnedFd,
-    pub command: &'a [OsString],
-    pub tty: bool,
+    pub command: &'a Command,
+    /// How many fds from 3 on the command inherits.
+    pub preserve_fds: u32,
+}
+
+/// A command running in a live container, seen from the joining nsinit: its process (in
+/// the container's pid namespace, our child) and its terminal's master.
+pub struct Joined {
+    pub child: Container,
+    pub pty_master: Option<OwnedFd>,
 }
 
 /// Whether this process runs from a sealed memfd rather than the host's nsinit binary.
@@ -45,11 +56,13 @@ pub fn running_sealed() -> bool {
         .unwrap_or(false)
 }
 
-/// Replace this process with the same nsinit invocation, run from a sealed memfd copy of the
-/// binary: the one the container's supervisor keeps (see [`Record::sealed_exe`]) when it is
-/// there and sealed, else a fresh copy. Returns only on failure.
-pub fn reexec_sealed(record: &Record) -> Error {
-    let sealed = supervisors_copy(record).map_or_else(copy_to_sealed_memfd, Ok);
+/// Replace this process with the same invocation, run from a sealed memfd copy of the
+/// binary: the one a container's supervisor keeps (see [`Record::sealed_exe`]) when the
+/// record names one and it is there and sealed, else a fresh copy. Returns only on failure.
+pub fn reexec_sealed(record: Option<&Record>) -> Error {
+    let sealed = record
+        .and_then(supervisors_copy)
+        .map_or_else(copy_to_sealed_memfd, Ok);
     let reexec = sealed.and_then(|memfd| -> nix::Result<std::convert::Infallible> {
         let args = to_cstrings(std::env::args_os())?;
         let env = to_cstrings(std::env::vars_os().map(|(k, v)| {
@@ -115,19 +128,18 @@ fn to_cstrings(items: impl Iterator<Item = OsString>) -> nix::Result<Vec<CString
         .collect()
 }
 
-/// Join the container and run the command in it; returns nsinit's exit code.
-pub fn join(join: Join<'_>) -> Result<i32, Error> {
-    let plan = &join.record.plan;
+/// Join the container and start the command in it; returns once the command runs (or failed
+/// to start). The caller supervises it, or lets it go.
+pub fn join(join: &Join<'_>) -> Result<Joined, Error> {
+    let plan = join.plan;
     // Opened before entering the container's mount namespace, where cgroupfs is not visible.
     let placement = Placement::of(plan)?;
-    let command = Command::new(join.command, &plan.process.env)?;
     let (parent_end, child_end) = channel::pair().step(|| "create the join channel".into())?;
-    let signals = block_forwarded_signals()?;
 
-    let pty = enter(&join, plan).map_err(|e| {
+    let pty = enter(join).map_err(|e| {
         Error::Container(Failure {
             code: EXIT_SETUP as u8,
-            text: format!("join container of pid {}: {e}", join.record.pid),
+            text: format!("join the container: {e}"),
         })
     })?;
 
@@ -145,7 +157,8 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
             {
                 sys::exit_now(EXIT_SETUP);
             }
-            let failure = run_child(&command, pty.as_ref().map(|p| p.slave.as_fd()));
+            let slave = pty.as_ref().map(|p| p.slave.as_fd());
+            let failure = run_child(join, slave);
             let code = failure.code;
             let _ = child_end.send(&Message::Failed(failure));
             sys::exit_now(code.into())
@@ -175,15 +188,34 @@ pub fn join(join: Join<'_>) -> Result<i32, Error> {
             })
             .step(|| "release the joined process".into())?;
     }
-    let master = pty.map(|pty| pty.master);
+    expect_exec(&parent_end, &mut child, "start the joined command")?;
+    Ok(Joined {
+        child,
+        pty_master: pty.map(|pty| pty.master),
+    })
+}
+
+/// `nsinit exec` into a live container: join it with the recorded plan's process, relay the
+/// terminal, and supervise the command to its end; returns nsinit's exit code.
+pub fn run(record: &Record, pid1: OwnedFd, argv: &[OsString], tty: bool) -> Result<i32, Error> {
+    let mut process = record.plan.process.clone();
+    process.terminal = tty;
+    let command = Command::new(argv, &process.env)?;
+    let signals = block_forwarded_signals()?;
+    let mut joined = join(&Join {
+        plan: &record.plan,
+        process: &process,
+        pid1,
+        command: &command,
+        preserve_fds: 0,
+    })?;
+    let master = joined.pty_master.take();
     let host_stdin = std::io::stdin();
     let _raw_mode = master.as_ref().and_then(|master| {
         terminal::copy_window_size(host_stdin.as_fd(), master.as_fd());
         terminal::RawMode::enter(host_stdin.as_fd())
     });
-    expect_exec(&parent_end, &mut child, "start the joined command")?;
-    drop(parent_end);
-    supervise::run(&mut child, &signals, master, None)
+    supervise::run(&mut joined.child, &signals, master, None)
 }
 
 /// How the joined command gets into the container's cgroup.
@@ -226,43 +258,41 @@ impl Placement {
     }
 }
 
-/// Enter the container in this process: namespaces, pty, then the plan's process (limits,
-/// capabilities, user, `no_new_privs`, cwd). Everything privileged happens here, before the
+/// Enter the container in this process: namespaces, pty, then the process's limits,
+/// capabilities, user, `no_new_privs` and cwd. Everything privileged happens here, before the
 /// fork makes us visible inside.
-fn enter(join: &Join<'_>, plan: &Plan) -> Result<Option<terminal::Pty>, StepError> {
+fn enter(join: &Join<'_>) -> Result<Option<terminal::Pty>, StepError> {
+    let plan = join.plan;
     // Not dumpable: no ptrace attach and no /proc/PID/{mem,fd} without CAP_SYS_PTRACE.
     nix::sys::prctl::set_dumpable(false).step(|| "mark nsinit non-dumpable".into())?;
     // One setns through the pidfd enters all of them at once (Linux 5.8), atomically, and
     // cannot hit a reused pid. The pid namespace applies to our children only.
     setns(&join.pid1, namespaces::setns_flags(plan)).step(|| {
-        let names: Vec<_> = plan
-            .namespace_kinds()
-            .iter()
-            .map(|ns| ns.json_name())
-            .collect();
+        let names: Vec<_> = plan.namespace_kinds().iter().map(|ns| ns.json_name()).collect();
         format!("enter namespaces {} of the container", names.join(" "))
     })?;
     debug_assert!(plan.has(Namespace::Mount));
-    let pty = if join.tty {
+    let pty = if join.process.terminal {
         Some(terminal::open_pty()?)
     } else {
         None
     };
-    super::become_process(&plan.process)?;
-    // Only 0, 1 and 2 may reach the command; everything nsinit holds is close-on-exec.
-    sys::cloexec_from(3).step(|| "mark inherited fds close-on-exec".into())?;
+    super::become_process(join.process)?;
+    // Only 0, 1, 2 and the preserved fds may reach the command; everything nsinit holds is
+    // close-on-exec.
+    sys::cloexec_from(3 + join.preserve_fds).step(|| "mark inherited fds close-on-exec".into())?;
     Ok(pty)
 }
 
 /// The forked child, inside the container's pid namespace: terminal, signals, exec.
-fn run_child(command: &Command, pty_slave: Option<std::os::fd::BorrowedFd<'_>>) -> Failure {
+fn run_child(join: &Join<'_>, pty_slave: Option<std::os::fd::BorrowedFd<'_>>) -> Failure {
     if let Some(slave) = pty_slave {
         if let Err(e) = terminal::make_controlling(slave) {
             return e.into();
         }
     }
-    if let Err(e) = super::prepare_exec(0) {
+    if let Err(e) = super::prepare_exec(join.preserve_fds) {
         return e.into();
     }
-    command.exec()
+    join.command.exec()
 }
