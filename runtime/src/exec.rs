@@ -94,7 +94,7 @@ fn create(options: &ExecOptions, dir: &ContainerDir, lock: StateFile) -> Result<
     let start = process::Start {
         plan: &plan,
         clone_flags,
-        command: &command,
+        command: Some(&command),
         gate: None,
         preserve_fds: 0,
     };

@@ -12,6 +12,7 @@ mod exec;
 pub mod mounts;
 pub mod namespaces;
 pub mod network;
+pub mod oci;
 pub mod plan;
 pub mod process;
 pub mod procfs;

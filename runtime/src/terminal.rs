@@ -2,6 +2,7 @@
 //! terminal of the command; on the host side, raw mode and window-size forwarding.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
@@ -57,6 +58,29 @@ pub fn open_pty() -> Result<Pty, StepError> {
         slave,
         slave_path,
     })
+}
+
+/// Hand the pty `master` to whoever listens on the unix socket at `socket` (runc's
+/// `--console-socket` convention: one message carrying the fd as `SCM_RIGHTS`, its text the
+/// terminal's name). conmon and containerd's shim relay the terminal from there.
+pub fn send_to_console_socket(socket: &Path, master: BorrowedFd<'_>) -> Result<(), StepError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    let stream = UnixStream::connect(socket)
+        .step(|| format!("connect to console socket {}", socket.display()))?;
+    let name = b"/dev/ptmx";
+    let iov = [std::io::IoSlice::new(name)];
+    let fds = [master.as_raw_fd()];
+    let rights = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    nix::sys::socket::sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &rights,
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .step(|| format!("send the terminal to console socket {}", socket.display()))?;
+    Ok(())
 }
 
 /// Give the terminal of `master` this many rows and columns.

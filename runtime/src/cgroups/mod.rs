@@ -388,6 +388,86 @@ impl Cgroup {
         self.kill_until_empty()
     }
 
+    /// Every process in the group now, across hierarchies.
+    pub fn pids(&self) -> Vec<Pid> {
+        self.procs()
+    }
+
+    /// Whether the group is frozen (v2 `cgroup.events` says `frozen 1`, v1 `freezer.state`
+    /// says `FROZEN`).
+    pub fn is_frozen(&self) -> bool {
+        match self.freezer_file() {
+            Some((path, true)) => {
+                fs::read_to_string(path).is_ok_and(|text| keyed(&text, "frozen") == Some(1))
+            }
+            Some((path, false)) => {
+                fs::read_to_string(path).is_ok_and(|text| text.trim() == "FROZEN")
+            }
+            None => false,
+        }
+    }
+
+    /// Freeze or thaw every process of the group, and wait until the kernel says it is so.
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        let (file, value) = match (self.v2, frozen) {
+            (true, true) => ("cgroup.freeze", "1"),
+            (true, false) => ("cgroup.freeze", "0"),
+            (false, true) => ("freezer.state", "FROZEN"),
+            (false, false) => ("freezer.state", "THAWED"),
+        };
+        let dir = match self.v2 {
+            true => self.dirs[0].clone(),
+            false => self.controller_dir_named("freezer")?,
+        };
+        let path = dir.join(file);
+        write_file(&path, value).map_err(|error| CgroupError::Write {
+            path,
+            value: value.into(),
+            error,
+        })?;
+        let deadline = Instant::now() + FREEZE_TIMEOUT;
+        while self.is_frozen() != frozen && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
+    /// Apply `limits` to the existing group (what `update` asks), in the order they need.
+    pub fn update(&self, limits: &Limits) -> Result<(), CgroupError> {
+        for write in limits.writes(self.v2)? {
+            let dir = match write.controller {
+                Some(controller) => self.controller_dir(controller)?,
+                None => &self.dirs[0],
+            };
+            let path = dir.join(&write.file);
+            write_file(&path, &write.value).map_err(|error| CgroupError::Limit {
+                field: write.field,
+                value: write.value,
+                path,
+                error,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The file telling whether the group is frozen, and whether it is v2's `cgroup.events`.
+    fn freezer_file(&self) -> Option<(PathBuf, bool)> {
+        match self.v2 {
+            true => Some((self.dirs[0].join("cgroup.events"), true)),
+            false => Some((self.v1.get("freezer")?.join("freezer.state"), false)),
+        }
+    }
+
+    fn controller_dir_named(&self, name: &'static str) -> Result<PathBuf, CgroupError> {
+        self.v1
+            .get(name)
+            .cloned()
+            .ok_or(CgroupError::MissingController {
+                controller: name,
+                detail: format!("the cgroup v1 {name} controller is not mounted"),
+            })
+    }
+
     /// Whether no process is in the group (in any hierarchy).
     pub fn is_empty(&self) -> bool {
         self.procs().is_empty()

@@ -125,12 +125,20 @@ fn setup_and_exec(
     if let Some(gate) = start.gate {
         // The creator exits now; the container outlives it.
         nix::sys::prctl::set_pdeathsig(None).step(|| "clear the parent-death signal".into())?;
-        start.command.check()?;
+        if let Some(command) = start.command {
+            command.check()?;
+        }
         channel
             .send(&Message::Waiting)
             .step(|| "report waiting for start".into())?;
         gate::wait(gate.fd())?;
         hooks::run_all("startContainer", &plan.hooks.start_container, &hook_state)?;
     }
-    Err(start.command.exec())
+    Err(match start.command {
+        Some(command) => command.exec(),
+        None => Failure {
+            code: EXIT_SETUP as u8,
+            text: "the container's config has no process to run".into(),
+        },
+    })
 }

@@ -81,6 +81,13 @@ impl Container {
 }
 
 impl Container {
+    /// Take charge of our child `pid` again (one a creator left at its gate): wait for it,
+    /// kill it on drop.
+    pub fn adopt(pid: Pid) -> Result<Container, Error> {
+        let pidfd = sys::pidfd_open(pid).step(|| format!("open a pidfd of process {pid}"))?;
+        Ok(Container::new(pid, pidfd))
+    }
+
     /// Let the process go without killing it: it outlives this handle (its new parent, the
     /// one reaping this process's orphans, reaps it).
     pub fn disown(mut self) -> Pid {

@@ -29,7 +29,9 @@ pub struct Start<'a> {
     pub plan: &'a Plan,
     /// The plan's new namespaces as `clone3` flags ([`crate::namespaces::clone_flags`]).
     pub clone_flags: u64,
-    pub command: &'a Command,
+    /// The command; only a container released through a gate may have none (OCI `create`
+    /// of a config without `process`): it then exits when released.
+    pub command: Option<&'a Command>,
     /// Where another process releases the container; `None`: the creator does.
     pub gate: Option<&'a Gate>,
     /// How many fds from 3 on the command inherits (OCI `--preserve-fds`).

@@ -1,0 +1,189 @@
+//! `create`: set the container up from its bundle and leave its first process waiting at
+//! the exec fifo, then exit. Everything a failure leaves (the process, the cgroup, the state
+//! directory) is taken back before the error is returned.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::container::{Locked, Record, Root, Status, EXEC_FIFO};
+use super::{log, Context, OciError};
+use crate::cgroups::Cgroup;
+use crate::plan::CgroupPath;
+use crate::process::gate::Gate;
+use crate::process::{self, hooks, Command};
+use crate::spec::oci;
+use crate::{namespaces, state, terminal};
+
+/// The largest `config.json` nsinit-oci reads.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// What `create` (and `run`) were asked.
+pub struct Options {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// A container created in this process: its record, its locked directory, and the engine's
+/// handle on its first process until it is left at the gate.
+pub struct Made {
+    pub record: Record,
+    pub locked: Locked,
+    /// The pty master, when the process has a terminal and no console socket took it.
+    pub pty_master: Option<OwnedFd>,
+    pub cgroup: Option<Cgroup>,
+}
+
+pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
+    let made = create(ctx, options)?;
+    drop(made);
+    Ok(0)
+}
+
+/// Create the container and leave it at its gate; on error nothing is left.
+pub fn create(ctx: &mut Context, options: &Options) -> Result<Made, OciError> {
+    let locked = ctx.root.create(&options.id)?;
+    let made = make(ctx, options, &locked);
+    match made {
+        Ok((record, pty_master, cgroup)) => Ok(Made {
+            record,
+            locked,
+            pty_master,
+            cgroup,
+        }),
+        Err(error) => {
+            let _ = locked.remove();
+            Err(error)
+        }
+    }
+}
+
+fn make(
+    ctx: &mut Context,
+    options: &Options,
+    locked: &Locked,
+) -> Result<(Record, Option<OwnedFd>, Option<Cgroup>), OciError> {
+    let bundle = options
+        .bundle
+        .canonicalize()
+        .map_err(|e| OciError::io(format!("open bundle {}", options.bundle.display()), e))?;
+    let config_path = bundle.join("config.json");
+    let text = read_config(&config_path)?;
+    let config = oci::parse(&config_path, &text)?;
+    let plan = oci::lower(
+        &config,
+        &oci::Site {
+            bundle: &bundle,
+            id: &options.id,
+        },
+    )?;
+    ctx.log.debug(&format!(
+        "create {}: plan lowered from {}",
+        options.id,
+        config_path.display()
+    ));
+    let clone_flags =
+        namespaces::clone_flags(&plan).map_err(|source| crate::Error::Namespaces {
+            path: config_path.display().to_string(),
+            source,
+        })?;
+    let command = match plan.process.args.is_empty() {
+        true => None,
+        false => {
+            let argv: Vec<OsString> = plan.process.args.iter().map(OsString::from).collect();
+            Some(Command::new(&argv, &plan.process.env).map_err(crate::Error::from)?)
+        }
+    };
+    let gate = Gate::create(&locked.dir.join(EXEC_FIFO))?;
+    let mut created = process::create(&process::Start {
+        plan: &plan,
+        clone_flags,
+        command: command.as_ref(),
+        gate: Some(&gate),
+        preserve_fds: options.preserve_fds,
+    })?;
+    let pid = created.container.pid;
+    let cgroup_path = created
+        .cgroup
+        .as_ref()
+        .map(|g| g.get().path().to_path_buf());
+    // Recorded as found: an `exec` from another cgroup than this `create`'s must still find
+    // the group a relative `cgroupsPath` named.
+    let mut plan = plan;
+    if let (Some(cgroup), Some(path)) = (&mut plan.cgroup, &cgroup_path) {
+        cgroup.path = CgroupPath::Root(path.clone());
+    }
+    let start_time = state::start_time(pid).ok_or_else(|| {
+        OciError::Invalid(format!(
+            "the container process {pid} vanished during create"
+        ))
+    })?;
+    let record = Record {
+        id: options.id.clone(),
+        pid: pid.as_raw(),
+        start_time,
+        bundle: bundle.clone(),
+        created: log::rfc3339(SystemTime::now()),
+        annotations: config.annotations().clone(),
+        plan: plan.clone(),
+        cgroup: cgroup_path,
+    };
+    let pty_master = match (created.pty_master.take(), &options.console_socket) {
+        (Some(master), Some(socket)) => {
+            terminal::send_to_console_socket(socket, master.as_fd())?;
+            None
+        }
+        (master, _) => master,
+    };
+    let creating = record.state_json(Status::Creating);
+    hooks::run_all("prestart", &plan.hooks.prestart, &creating)?;
+    hooks::run_all("createRuntime", &plan.hooks.create_runtime, &creating)?;
+    locked.save(&record)?;
+    if let Some(path) = &options.pid_file {
+        write_pid_file(path, pid.as_raw())?;
+    }
+    let (_, cgroup) = created.leave_at_gate(record.state_json(Status::Created))?;
+    Ok((record, pty_master, cgroup))
+}
+
+/// Read `config.json`: a regular file, bounded in size.
+fn read_config(path: &Path) -> Result<String, OciError> {
+    let meta =
+        fs::metadata(path).map_err(|e| OciError::io(format!("read {}", path.display()), e))?;
+    if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
+        return Err(OciError::Invalid(format!(
+            "{}: not a regular file of at most {MAX_CONFIG_BYTES} bytes",
+            path.display()
+        )));
+    }
+    fs::read_to_string(path).map_err(|e| OciError::io(format!("read {}", path.display()), e))
+}
+
+/// Write `pid` to `path` whole: a temp file in the same directory renamed over it, so a
+/// reader never sees half a pid.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), OciError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}", std::process::id()));
+    fs::write(&temp, pid.to_string())
+        .and_then(|()| fs::rename(&temp, path))
+        .map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            OciError::io(format!("write pid file {}", path.display()), e)
+        })
+}
+
+impl Root {
+    /// The directory of container `id` (for `create`'s callers that hold only the root).
+    pub fn fifo(&self, id: &str) -> PathBuf {
+        self.dir(id).join(EXEC_FIFO)
+    }
+}
