@@ -278,6 +278,13 @@ fn unknown_properties_are_ignored_and_listed() {
 }
 
 #[test]
+fn deep_nesting_is_a_json_error_not_a_stack_overflow() {
+    let text = format!("{{\"annotations\": {}", "[".repeat(100_000));
+    let error = read(&text).unwrap_err();
+    assert!(matches!(error.kind(), ErrorKind::Json { .. }), "{error}");
+}
+
+#[test]
 fn the_error_exposes_file_field_and_kind() {
     let error = read(&with(
         r#"{"process": {"rlimits": [
