@@ -193,6 +193,9 @@ fn mount(field: &str, value: &Json, ignored: &Ignored) -> Checked<Mount> {
     }
     // runtime-spec 1.1: a relative destination is relative to "/" (deprecated, still read).
     let destination = object.required("destination", text)?;
+    if destination.is_empty() {
+        return invalid(&object.path("destination"), ErrorKind::Empty);
+    }
     let destination = clean(&format!("/{destination}"));
     let fstype = object.optional("type", |f, v| string(f, v).map(str::to_string))?;
     let source = object.optional("source", text)?;

@@ -487,6 +487,7 @@ fn accepted(#[case] patch: &str) {
 #[case::hooks_not_array("hooks_not_array", &with(r#"{"hooks": {"startContainer": {"path": "/h"}}}"#))]
 // mounts.
 #[case::mount_no_destination("mount_no_destination", &with(r#"{"mounts": [{"type": "tmpfs"}]}"#))]
+#[case::mount_destination_empty("mount_destination_empty", &with(r#"{"mounts": [{"destination": "", "type": "tmpfs"}]}"#))]
 #[case::mount_no_type("mount_no_type", &with(r#"{"mounts": [{"destination": "/x", "source": "x"}]}"#))]
 #[case::mount_type_overlay("mount_type_overlay", &with(r#"{"mounts": [{"destination": "/x", "type": "overlay", "options": ["lowerdir=/a"]}]}"#))]
 #[case::mount_type_none_without_bind("mount_type_none_without_bind", &with(r#"{"mounts": [{"destination": "/x", "type": "none", "source": "/x"}]}"#))]
