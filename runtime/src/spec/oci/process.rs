@@ -8,7 +8,8 @@ use super::read::{
 };
 use crate::plan::{Capability, CapabilitySets, Process, Rlimit, User};
 
-const PROCESS_FIELDS: [&str; 16] = [
+/// `process`'s properties (`commandLine`, Windows', is left to the unknown ones).
+const PROCESS_FIELDS: [&str; 15] = [
     "terminal",
     "consoleSize",
     "user",
@@ -24,7 +25,6 @@ const PROCESS_FIELDS: [&str; 16] = [
     "scheduler",
     "ioPriority",
     "execCPUAffinity",
-    "commandLine",
 ];
 const USER_FIELDS: [&str; 4] = ["uid", "gid", "umask", "additionalGids"];
 const CAPABILITY_SETS: [&str; 5] = [
@@ -62,11 +62,10 @@ const OOM_SCORE_ADJ: (i64, i64) = (-1000, 1000);
 /// The largest umask: permission bits only.
 const UMASK_MAX: u32 = 0o777;
 
-/// `process`. `consoleSize` is dropped without `terminal`, as runtime-spec says.
+/// `process`. `consoleSize` is dropped without `terminal`, as runtime-spec says. Without
+/// `capabilities` the process keeps none (runc would leave it all of its own).
 pub(super) fn process(field: &str, value: &Json, ignored: &Ignored) -> Checked<Process> {
     let object = Fields::read(field, value, &PROCESS_FIELDS, ignored)?;
-    // `commandLine` is Windows'; the others here have no counterpart in the plan.
-    ignore(&object, "commandLine", ignored);
     object.refuse("scheduler", || ErrorKind::Unsupported {
         why: "nsinit sets no scheduling policy (sched_setattr)",
     })?;
@@ -107,13 +106,6 @@ pub(super) fn process(field: &str, value: &Json, ignored: &Ignored) -> Checked<P
             })?
             .map(|n| n as i32),
     })
-}
-
-/// Note a known field of another platform as ignored.
-fn ignore(object: &Fields<'_>, name: &str, ignored: &Ignored) {
-    if object.get(name).is_some() {
-        ignored.push(object.path(name));
-    }
 }
 
 /// A security label or profile nsinit has no module for: empty is fine.
