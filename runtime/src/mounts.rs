@@ -105,27 +105,33 @@ pub enum CgroupView {
     V1(Vec<(String, PathBuf)>),
 }
 
-/// The host files and directories the plan's mounts bind, opened in this mount namespace
-/// before the rootfs becomes `/` (they are out of reach after): one entry per mount.
+/// The host files and directories the plan's mounts bind, cloned as detached mount trees in
+/// this mount namespace before the rootfs becomes `/`: after, their mounts are out of reach
+/// and `open_tree` refuses them (EINVAL), while a detached clone stays attachable. One entry
+/// per mount.
 pub struct Sources {
     binds: Vec<Vec<(String, OwnedFd)>>,
     cgroup_v2: bool,
 }
 
-/// Open every bind source of `mounts` (and, for a `cgroup` mount on v1, the container's
-/// groups), as `O_PATH` fds. Host paths: run before [`enter_rootfs`].
+/// Clone every bind source of `mounts` (and, for a `cgroup` mount on v1, the container's
+/// groups) into a detached mount tree fd. Host paths: run before [`enter_rootfs`].
 pub fn open_sources(mounts: &[Mount], cgroups: &CgroupView) -> Result<Sources, StepError> {
-    let open_host = |path: &Path| {
-        open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .step(|| format!("open bind source {}", path.display()))
+    let clone_host = |path: &Path, recursive: bool| {
+        let source = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .step(|| format!("open bind source {}", path.display()))?;
+        sys::open_tree_clone(source.as_fd(), recursive)
+            .step(|| format!("clone the mount of bind source {}", path.display()))
     };
     let mut binds = Vec::new();
     for m in mounts {
         binds.push(match (&m.source, cgroups) {
-            (MountSource::Bind { path, .. }, _) => vec![(String::new(), open_host(path)?)],
+            (MountSource::Bind { path, recursive }, _) => {
+                vec![(String::new(), clone_host(path, *recursive)?)]
+            }
             (MountSource::Cgroup, CgroupView::V1(groups)) => groups
                 .iter()
-                .map(|(name, dir)| Ok((name.clone(), open_host(dir)?)))
+                .map(|(name, dir)| Ok((name.clone(), clone_host(dir, false)?)))
                 .collect::<Result<_, StepError>>()?,
             _ => Vec::new(),
         });
@@ -154,12 +160,12 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
                 )
                 .step(|| format!("mount {fstype} on {target}"))?;
             }
-            MountSource::Bind { recursive, .. } => {
+            MountSource::Bind { .. } => {
                 let (_, source) = &binds[0];
                 let is_dir = fstat(source)
                     .map(|st| kind(st.st_mode) == SFlag::S_IFDIR)
                     .step(|| format!("inspect the source of {target}"))?;
-                bind(source, target, is_dir, *recursive)?;
+                bind(source, target, is_dir)?;
                 if m.options.contains(&MountOption::RecursiveReadOnly) {
                     let at = open_mount_point(target)?;
                     sys::make_tree_readonly(at.as_fd())
@@ -194,7 +200,7 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
                 .step(|| format!("mount tmpfs on {target} for the cgroup hierarchies"))?;
                 for (name, source) in binds {
                     let at = format!("{}/{name}", target.trim_end_matches('/'));
-                    bind(source, &at, true, false)?;
+                    bind(source, &at, true)?;
                     remount(&at, flags | MsFlags::MS_RDONLY | nosuid_noexec_nodev)?;
                     // Co-mounted controllers (`cpu,cpuacct`) get a link per name.
                     for single in name.split(',').filter(|_| name.contains(',')) {
@@ -213,11 +219,10 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
     Ok(())
 }
 
-/// Bind the (host) file or directory `source` onto `target` inside the container.
-fn bind(source: &OwnedFd, target: &str, is_dir: bool, recursive: bool) -> Result<(), StepError> {
+/// Attach `tree`, a detached clone of a host file or directory, onto `target` inside the
+/// container.
+fn bind(tree: &OwnedFd, target: &str, is_dir: bool) -> Result<(), StepError> {
     ensure_mount_point(target, is_dir)?;
-    let tree = sys::open_tree_clone(source.as_fd(), recursive)
-        .step(|| format!("clone the mount to bind on {target}"))?;
     let at = open_mount_point(target)?;
     sys::move_mount(tree.as_fd(), at.as_fd()).step(|| format!("bind mount on {target}"))
 }

@@ -129,7 +129,7 @@ fn make(
         start_time,
         bundle: bundle.clone(),
         created: log::rfc3339(SystemTime::now()),
-        annotations: config.annotations().clone(),
+        annotations: config.annotations.clone(),
         plan: plan.clone(),
         cgroup: cgroup_path,
     };

@@ -50,7 +50,13 @@ pub fn run(
                 text = std::fs::read_to_string(path)
                     .map_err(|e| OciError::io(format!("read {}", path.display()), e))?;
             }
-            crate::spec::oci::parse_resources(path, &text)?
+            let resources = crate::spec::oci::parse_resources(path, &text)?;
+            if !resources.devices.is_empty() {
+                return Err(OciError::Invalid(
+                    "update of device rules (devices in --resources): set them at create".into(),
+                ));
+            }
+            resources.limits
         }
         None => Limits::default(),
     };

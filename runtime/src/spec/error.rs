@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::plan::Namespace;
 
-/// Why a `container.json` was refused: `<path>: <field>: <what is wrong>`.
+/// Why a config file (`container.json`, `config.json`) was refused:
+/// `<path>: <field>: <what is wrong>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     path: PathBuf,
@@ -157,6 +158,76 @@ pub enum ErrorKind {
     EmptyComponent { value: String },
     #[error("{value:?} is more than one directory: write the rest in cgroups.parent")]
     NotOneComponent { value: String },
+    // config.json (runtime-spec): what nsinit refuses, and values of the wrong shape.
+    #[error("{value:?} is not a runtime-spec version nsinit reads (1.0.0 to 1.2.x)")]
+    UnsupportedVersion { value: String },
+    #[error("{what} are not supported yet")]
+    NotYet { what: &'static str },
+    #[error("not supported: {why}")]
+    Unsupported { why: &'static str },
+    #[error("{value:?}: nsinit applies no {what}; leave it empty")]
+    NotApplied { value: String, what: &'static str },
+    #[error("{value:?} is not an absolute path")]
+    NotAbsolute { value: String },
+    #[error("unknown value {value:?}{hint}")]
+    UnknownValue { value: String, hint: Hint },
+    #[error("unknown resource limit {name:?}{hint}")]
+    UnknownRlimit { name: String, hint: Hint },
+    #[error("soft limit {soft} is above the hard limit {hard}")]
+    SoftAboveHard { soft: u64, hard: u64 },
+    #[error("{value} is outside the range {min} to {max}")]
+    OutOfSignedRange { value: String, min: i64, max: i64 },
+    #[error("set, but linux.namespaces has no {kind:?} namespace")]
+    NoNamespace { kind: &'static str },
+    #[error(
+        "no \"mount\" namespace: nsinit sets up the rootfs with pivot_root, which needs a new one"
+    )]
+    NoMountNamespace,
+    #[error("a mount namespace cannot be joined by path: nsinit sets the container's mounts up in a new one")]
+    JoinMount,
+    #[error("{key:?} needs the container's own {kind:?} namespace, and linux.namespaces has none")]
+    SysctlNeedsNamespace { key: String, kind: &'static str },
+    #[error("{key:?} is not namespaced: setting it would change the host")]
+    SysctlNotNamespaced { key: String },
+    #[error("{value:?} is not a sysctl name like \"net.ipv4.ip_forward\"")]
+    BadSysctlKey { value: String },
+    #[error("mount type {value:?} is not supported{hint}")]
+    UnsupportedMountType { value: String, hint: Hint },
+    #[error("{option:?}: {why}")]
+    MountOptionRefused { option: String, why: &'static str },
+    #[error("{data:?}: filesystem options mean nothing on a bind mount (the kernel ignores them)")]
+    DataOnBind { data: String },
+    #[error("{value:?} is a systemd unit (slice:prefix:name): nsinit has no systemd cgroup driver; give a cgroupfs path")]
+    SystemdCgroup { value: String },
+    #[error("{value:?} is the cgroup root itself: the container needs a group of its own")]
+    CgroupRoot { value: String },
+    #[error("{value:?} is not a device type (c, b, u or p)")]
+    DeviceType { value: String },
+    #[error("{value:?} is not under /dev")]
+    NotUnderDev { value: String },
+    #[error("file mode {mode:#o} has the file type bits of another kind of node than {kind:?}")]
+    DeviceModeType { mode: u64, kind: String },
+    #[error("{message}")]
+    DeviceRule { message: String },
+    #[error("the container's own /dev rules, which follow these as runc's do, cannot hold after them: {message}")]
+    OwnDeviceRule { message: String },
+    #[error("{value:?} is not a CPU or memory node list like \"0-3,6\"")]
+    BadCpuList { value: String },
+    #[error("{value:?} is not a huge page size like \"2MB\" or \"1GB\"")]
+    BadPageSize { value: String },
+    #[error("{value:?} is not a cgroup v2 interface file like \"memory.high\"")]
+    BadUnifiedKey { value: String },
+    #[error("needs {other}: {why}")]
+    Needs {
+        other: &'static str,
+        why: &'static str,
+    },
+    #[error("{swap} is less than linux.resources.memory.limit ({limit}), and swap limits memory plus swap")]
+    SwapBelowLimit { swap: i64, limit: u64 },
+    #[error("has a key that is the empty string")]
+    EmptyKey,
+    #[error("resolves to {value:?}, the host's root directory")]
+    HostRoot { value: String },
 }
 
 /// The help after an unknown name: a close match, the valid names, or where to look.

@@ -1,0 +1,160 @@
+//! `config.json` in the engine's terms: what the file leaves to the runtime added, purely.
+//! The host's facts (the bundle directory, the container's id) come in through [`Site`].
+//!
+//! Added here: the rootfs and bind sources made absolute against the bundle; the devices
+//! runtime-spec says every container has (`/dev/null`, `zero`, `full`, `random`,
+//! `urandom`, `tty`; `/dev/ptmx` is the engine's symlink to `pts/ptmx`, `/dev/console` its
+//! bind of the terminal), a config's own entry for one of those paths winning; their
+//! device cgroup rules after the config's (runc's order, so a `deny a` leaves them open);
+//! a cgroup `<id>` below nsinit's own group when `cgroupsPath` is absent; `rprivate` as
+//! the rootfs propagation when none is given (runc's default is `rslave`; the plan's is
+//! `rprivate`: nothing propagates from the host into the container after it starts).
+
+use std::path::{Component, Path, PathBuf};
+
+use super::resources::with_own_devices;
+use super::Config;
+use crate::plan::{
+    CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Mount, MountSource, Plan,
+    Process, Propagation, PropagationKind, User,
+};
+use crate::spec::error::{ConfigError, ErrorKind};
+
+/// The nodes runtime-spec's "default devices" have every container get: name, major,
+/// minor; char devices, mode 0666, owned by root.
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// Where the container is, as the caller found it on the host.
+pub struct Site<'a> {
+    /// The bundle directory: absolute (`--bundle`, or the working directory).
+    pub bundle: &'a Path,
+    /// The container's id, one path component (the CLI checks it): it names the cgroup of a
+    /// config without `cgroupsPath`.
+    pub id: &'a str,
+}
+
+/// The plan of `config` run at `site`. A config without `process` gets a process with no
+/// command (`args` empty), which the caller must refuse to start.
+pub fn lower(config: &Config, site: &Site<'_>) -> Result<Plan, ConfigError> {
+    let error = |field: &str, kind| ConfigError::new(config.path(), field.to_string(), kind);
+    let rootfs = resolve(site.bundle, &config.root.path);
+    if rootfs == Path::new("/") {
+        return Err(error(
+            "root.path",
+            ErrorKind::HostRoot {
+                value: rootfs.display().to_string(),
+            },
+        ));
+    }
+    let linux = &config.linux;
+    let devices = with_own_devices(&linux.resources.devices).map_err(|(index, kind)| {
+        let field = match index {
+            Some(i) => format!("linux.resources.devices[{i}]"),
+            None => "linux.resources.devices".into(),
+        };
+        error(&field, kind)
+    })?;
+    Ok(Plan {
+        rootfs,
+        readonly_rootfs: config.root.readonly,
+        rootfs_propagation: linux.rootfs_propagation.unwrap_or(Propagation {
+            kind: PropagationKind::Private,
+            recursive: true,
+        }),
+        namespaces: linux.namespaces.clone(),
+        hostname: config.hostname.clone(),
+        domainname: config.domainname.clone(),
+        process: config.process.clone().unwrap_or_else(no_process),
+        mounts: config
+            .mounts
+            .iter()
+            .map(|m| in_bundle(m, site.bundle))
+            .collect(),
+        devices: with_default_devices(&linux.devices),
+        masked_paths: linux.masked_paths.clone(),
+        readonly_paths: linux.readonly_paths.clone(),
+        // Nodes nsinit makes go to a /dev of the config's own (a tmpfs): the rootfs itself
+        // need not hold a working one, and one planted there stays closed.
+        rootfs_nodev: config.mounts.iter().any(|m| m.destination == "/dev"),
+        sysctl: linux.sysctl.clone(),
+        cgroup: Some(CgroupPlan {
+            path: linux
+                .cgroups_path
+                .clone()
+                .unwrap_or_else(|| CgroupPath::Caller(PathBuf::from(site.id))),
+            limits: linux.resources.limits.clone(),
+            devices,
+        }),
+        // A container's network is its caller's business (a namespace joined by path).
+        network: None,
+        hooks: config.hooks.clone(),
+        personality: linux.personality,
+    })
+}
+
+/// The process of a config without one: no command, no capabilities, root.
+fn no_process() -> Process {
+    Process {
+        args: Vec::new(),
+        env: Vec::new(),
+        cwd: "/".into(),
+        terminal: false,
+        console_size: None,
+        user: User::default(),
+        capabilities: CapabilitySets::default(),
+        rlimits: Vec::new(),
+        no_new_privileges: false,
+        oom_score_adj: None,
+    }
+}
+
+/// `path` against `bundle` when relative, lexically cleaned (`..` never above `/`).
+fn resolve(bundle: &Path, path: &Path) -> PathBuf {
+    let mut resolved = PathBuf::from("/");
+    for component in bundle.join(path).components() {
+        match component {
+            Component::RootDir | Component::Prefix(_) => resolved = PathBuf::from("/"),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(part) => resolved.push(part),
+        }
+    }
+    resolved
+}
+
+/// A mount with its bind source made absolute against the bundle.
+fn in_bundle(mount: &Mount, bundle: &Path) -> Mount {
+    let mut mount = mount.clone();
+    if let MountSource::Bind { path, .. } = &mut mount.source {
+        *path = resolve(bundle, path);
+    }
+    mount
+}
+
+/// runtime-spec's default devices, unless the config lists the path itself, then the
+/// config's devices (runc's order).
+fn with_default_devices(listed: &[DeviceNode]) -> Vec<DeviceNode> {
+    DEFAULT_DEVICES
+        .iter()
+        .map(|&(name, major, minor)| DeviceNode {
+            path: format!("/dev/{name}"),
+            kind: DeviceKind::Char,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .filter(|default| !listed.iter().any(|d| d.path == default.path))
+        .chain(listed.iter().cloned())
+        .collect()
+}
