@@ -45,6 +45,7 @@ pub fn run(ctx: &mut Context, json: bool, quiet: bool) -> Result<i32, OciError> 
                 Some(r) => (0, r.bundle.display().to_string(), r.created.as_str()),
                 None => (0, String::new(), ""),
             };
+            let status = status.to_string();
             println!("{id:<20} {pid:<8} {status:<8} {bundle:<40} {created}");
         }
     }
