@@ -11,6 +11,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod network;
 pub mod process;
+pub mod seccomp;
 pub mod state;
 pub mod sys;
 pub mod terminal;
