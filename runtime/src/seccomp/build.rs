@@ -1,41 +1,44 @@
-//! Build check: nsinit links libseccomp statically (the seccomp compiler, `seccomp/compile.rs`);
-//! without Debian's libseccomp-dev the link would fail deep in `libseccomp-sys` with a
-//! message that does not name the package. This says what is missing and how to install it.
+//! Build script: nsinit links libseccomp (the seccomp compiler, `seccomp/compile.rs`)
+//! statically, from Debian's libseccomp-dev.
+//!
+//! `libseccomp-sys` asks for `-lseccomp`; with `crt-static` the linker must then find the
+//! static `libseccomp.a` before the shared `libseccomp.so` next to it, so this script offers
+//! a directory holding only the static library, searched first. When the library is missing
+//! it stops the build naming the package; letting `libseccomp-sys` ask for it statically
+//! instead would fail earlier, in that crate, with a message that names no package.
 
 use std::path::PathBuf;
 
+const LIBRARY: &str = "libseccomp.a";
+
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBSECCOMP_LIB_PATH");
-    println!("cargo:rerun-if-env-changed=LIBSECCOMP_LINK_TYPE");
-    let static_link = std::env::var("LIBSECCOMP_LINK_TYPE").as_deref() == Ok("static");
-    let file = if static_link {
-        "libseccomp.a"
-    } else {
-        "libseccomp.so"
-    };
     let dirs: Vec<PathBuf> = match std::env::var_os("LIBSECCOMP_LIB_PATH") {
         Some(dir) => vec![dir.into()],
-        None => [
-            "/usr/lib/x86_64-linux-gnu",
-            "/usr/lib64",
-            "/usr/lib",
-            "/usr/local/lib",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .collect(),
+        None => ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
     };
     for dir in &dirs {
-        println!("cargo:rerun-if-changed={}", dir.join(file).display());
+        println!("cargo:rerun-if-changed={}", dir.join(LIBRARY).display());
     }
-    if !dirs.iter().any(|dir| dir.join(file).exists()) {
+    let Some(found) = dirs.iter().map(|dir| dir.join(LIBRARY)).find(|l| l.exists()) else {
         let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         eprintln!(
-            "error: {file} not found in {}: nsinit compiles seccomp filters with libseccomp\n\
+            "error: {LIBRARY} not found in {}: nsinit compiles seccomp profiles with \
+             libseccomp, linked statically\n\
              install it with: apt-get install libseccomp-dev\n\
-             (or set LIBSECCOMP_LIB_PATH to the directory holding {file})",
+             (or set LIBSECCOMP_LIB_PATH to the directory holding {LIBRARY})",
             looked.join(", ")
         );
         std::process::exit(1);
-    }
+    };
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let static_only = out.join("libseccomp-static");
+    std::fs::create_dir_all(&static_only).expect("create OUT_DIR/libseccomp-static");
+    let link = static_only.join(LIBRARY);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&found, &link).expect("link libseccomp.a into OUT_DIR");
+    println!("cargo:rustc-link-search=native={}", static_only.display());
 }
