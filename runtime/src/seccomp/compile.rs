@@ -224,9 +224,11 @@ fn conditions(args: &[ArgCondition], at: &str) -> Result<Vec<Vec<ScmpArgCompare>
 
 /// The syscall to give libseccomp for `name`, after checking some listed ABI has it.
 fn resolve(name: &str, arches: &[Arch], at: &str) -> Result<ScmpSyscall, SeccompError> {
+    // "Rewrite": a call x86 makes only through a multiplexer (`recv` through `socketcall`)
+    // resolves to the multiplexer, which libseccomp then filters by its first argument.
     let known = arches.iter().any(|&arch| {
         scmp_arch(arch)
-            .and_then(|arch| ScmpSyscall::from_name_by_arch(name, arch).ok())
+            .and_then(|arch| ScmpSyscall::from_name_by_arch_rewrite(name, arch).ok())
             .is_some_and(|syscall| syscall.as_raw_syscall() >= 0)
     });
     if !known {

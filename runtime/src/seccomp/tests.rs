@@ -39,6 +39,7 @@ const KILL: u32 = bpf::SECCOMP_RET_KILL_PROCESS;
 mod i386 {
     pub const GETPID: u32 = 20;
     pub const MMAP2: u32 = 192;
+    pub const SOCKETCALL: u32 = 102;
     pub const CLONE: u32 = 120;
     pub const UNSHARE: u32 = 310;
     pub const OPEN_BY_HANDLE_AT: u32 = 342;
@@ -78,6 +79,11 @@ fn x32(nr: i64) -> Call {
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
         "syscalls": [{"names": ["mmap2", "socketcall"], "action": "SCMP_ACT_ERRNO"}]}"#
 )]
+#[case::multiplexed_on_x86_only(
+    r#"{"defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "syscalls": [{"names": ["recv", "send", "semop"], "action": "SCMP_ACT_ERRNO"}]}"#
+)]
 #[case::rule_like_the_default(
     r#"{"defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}"#
@@ -116,6 +122,20 @@ fn a_thirty_two_bit_only_name_applies_on_x86_and_is_skipped_on_x86_64() {
     // 192 on x86_64 is getxattr: untouched.
     assert_eq!(decide(&filter, x86_64(192)), ALLOW);
     assert_eq!(decide(&filter, x86_64(libc::SYS_mmap)), ALLOW);
+}
+
+#[test]
+fn a_call_x86_makes_through_socketcall_is_filtered_there() {
+    let filter = compiled(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["recv"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    // socketcall(SYS_RECV = 10, args): refused; socketcall(SYS_SOCKET = 1, ...) not.
+    assert_eq!(decide(&filter, x86(i386::SOCKETCALL).arg0(10)), EPERM);
+    assert_eq!(decide(&filter, x86(i386::SOCKETCALL).arg0(1)), ALLOW);
+    assert_eq!(decide(&filter, x86_64(libc::SYS_recvfrom)), ALLOW);
 }
 
 #[test]
