@@ -33,7 +33,8 @@ pub struct Profile {
     /// Opaque data for the seccomp agent (only meaningful with `listener_path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener_metadata: Option<String>,
-    /// The rules, in order.
+    /// The rules. Several for one call combine as in libseccomp (and so runc): an
+    /// unconditional rule overrides conditional ones; of two unconditional ones, the first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub syscalls: Vec<SyscallRule>,
 }

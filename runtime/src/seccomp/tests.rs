@@ -910,3 +910,22 @@ fn install_micros(filter: &Filter) -> f64 {
         }
     }
 }
+
+/// Several rules for one call combine as in libseccomp (and so runc): an unconditional rule
+/// overrides conditional ones, and of two unconditional rules the first stays.
+#[test]
+fn rules_for_one_call_combine_as_libseccomp_does() {
+    let filter = compiled(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["acct"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["acct"], "action": "SCMP_ACT_KILL_PROCESS"},
+            {"names": ["clone"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["clone"], "action": "SCMP_ACT_TRAP"}]}"#,
+    )
+    .unwrap();
+    const TRAP: u32 = 0x0003_0000;
+    assert_eq!(decide(&filter, x86_64(libc::SYS_acct)), EPERM);
+    assert_eq!(decide(&filter, x86_64(libc::SYS_clone).arg0(1)), TRAP);
+    assert_eq!(decide(&filter, x86_64(libc::SYS_clone).arg0(2)), TRAP);
+}
