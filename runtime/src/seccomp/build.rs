@@ -15,15 +15,24 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBSECCOMP_LIB_PATH");
     let dirs: Vec<PathBuf> = match std::env::var_os("LIBSECCOMP_LIB_PATH") {
         Some(dir) => vec![dir.into()],
-        None => ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"]
-            .iter()
-            .map(PathBuf::from)
-            .collect(),
+        None => [
+            "/usr/lib/x86_64-linux-gnu",
+            "/usr/lib64",
+            "/usr/lib",
+            "/usr/local/lib",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect(),
     };
     for dir in &dirs {
         println!("cargo:rerun-if-changed={}", dir.join(LIBRARY).display());
     }
-    let Some(found) = dirs.iter().map(|dir| dir.join(LIBRARY)).find(|l| l.exists()) else {
+    let Some(found) = dirs
+        .iter()
+        .map(|dir| dir.join(LIBRARY))
+        .find(|l| l.exists())
+    else {
         let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         eprintln!(
             "error: {LIBRARY} not found in {}: nsinit compiles seccomp profiles with \

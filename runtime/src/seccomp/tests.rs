@@ -774,6 +774,67 @@ fn without_its_rule_open_by_handle_at_gets_through(#[case] probe: fn() -> i64) {
     assert_ne!(in_child(Some(&filter), probe), refused(libc::EPERM));
 }
 
+/// Runs `program args` under the default filter (installed between fork and exec, with
+/// no_new_privs) and returns its stdout, failing on a non-zero exit.
+fn run_filtered(program: &std::path::Path, args: &[&str]) -> String {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    // SAFETY: the hook runs in the forked child before exec and only makes system calls
+    // (prctl, seccomp): `install` does not allocate.
+    unsafe {
+        command.pre_exec(|| {
+            // SAFETY: prctl with integer arguments.
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            install(default_filter()).map_err(|_| std::io::Error::last_os_error())
+        })
+    };
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{program:?} {args:?}: {:?}\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// What a container's shell does, under the default filter: fork, exec, pipes, files,
+/// processes; and the refusals as a program sees them.
+#[test]
+fn a_busybox_shell_works_under_the_default_filter() {
+    let busybox = fixtures::find_busybox().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "set -e; cd {dir}; echo hello > file; cat file | wc -c; ls | grep -c file; \
+         sh -c 'exit 0'; ps >/dev/null; grep Seccomp: /proc/self/status; \
+         if unshare -U true 2>/dev/null; then echo userns-allowed; else echo userns-refused; fi",
+        dir = dir.path().display()
+    );
+    let out = run_filtered(&busybox, &["sh", "-c", &script]);
+    assert_eq!(out, "6\n1\nSeccomp:\t2\nuserns-refused\n");
+}
+
+/// glibc programs: posix_spawn and threads try clone3 first and fall back to clone on ENOSYS.
+#[test]
+fn glibc_falls_back_from_clone3_under_the_default_filter() {
+    let python = std::path::Path::new("/usr/bin/python3");
+    if !python.exists() {
+        eprintln!("skipped: seccomp::tests::glibc_falls_back_from_clone3_under_the_default_filter: no /usr/bin/python3");
+        return;
+    }
+    let script = "import os, threading, subprocess\n\
+        pid = os.posix_spawn('/bin/true', ['true'], {})\n\
+        print(os.waitpid(pid, 0)[1])\n\
+        t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\n\
+        print(subprocess.run(['/bin/sh', '-c', 'echo spawned | cat'], capture_output=True, text=True).stdout, end='')\n";
+    let out = run_filtered(python, &["-c", script]);
+    assert_eq!(out, "0\nthread\nspawned\n");
+}
+
 // --- measurements ----------------------------------------------------------------------
 
 /// A profile the size of containers-common's default (podman): default ENOSYS, every x86_64
