@@ -16,6 +16,7 @@ pub mod oci;
 pub mod plan;
 pub mod process;
 pub mod procfs;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sys;

@@ -111,6 +111,7 @@ pub struct StaticBinaries {
 
 /// Builds nsinit, the conformance driver and probe, and the VM's `guest-init`, statically.
 pub fn build_static() -> Result<StaticBinaries> {
+    crate::prereqs::ensure(&[crate::prereqs::LIBSECCOMP_DEV])?;
     let mut command = static_build(&["nsinit", "conformance", "vm"]);
     command.arg("--bins");
     step(

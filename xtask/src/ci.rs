@@ -12,7 +12,7 @@ pub fn run(mut args: Args) -> Result<()> {
     args.finish()?;
 
     println!("==> prerequisites");
-    let mut packages = vec![prereqs::BUSYBOX];
+    let mut packages = vec![prereqs::BUSYBOX, prereqs::LIBSECCOMP_DEV];
     if vm {
         packages.push(prereqs::QEMU);
     }

@@ -18,6 +18,8 @@ pub const CRUN: &str = "crun";
 /// gcc and a static libc, for the bench's C programs (the kernel floor, crun's wrapper).
 pub const GCC: &str = "gcc";
 pub const LIBC_DEV: &str = "libc6-dev";
+/// libseccomp's static library, which nsinit links to compile seccomp profiles.
+pub const LIBSECCOMP_DEV: &str = "libseccomp-dev";
 
 /// Installs the missing `packages` (as root), or fails saying what is missing and how to
 /// install it.

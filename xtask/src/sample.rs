@@ -31,7 +31,7 @@ const CGROUP_COMMAND: &[&str] = &["cat", "/proc/self/cgroup"];
 
 pub fn run(args: Args) -> Result<()> {
     args.finish()?;
-    prereqs::ensure(&[prereqs::BUSYBOX, prereqs::IPROUTE])?;
+    prereqs::ensure(&[prereqs::BUSYBOX, prereqs::IPROUTE, prereqs::LIBSECCOMP_DEV])?;
     step(
         "cargo build -p nsinit",
         cargo().args(["build", "-p", "nsinit"]),
