@@ -21,6 +21,7 @@ pub use capability::Capability;
 pub use namespace::Namespace;
 
 use crate::cgroups::{DeviceRule, Limits};
+use crate::seccomp::Filter;
 
 /// The MTU of the container's interface when none is given (Ethernet's).
 pub const DEFAULT_MTU: u32 = 1500;
@@ -69,6 +70,26 @@ pub struct Plan {
     pub hooks: Hooks,
     /// The execution domain of the process (`personality(2)`), when not the default.
     pub personality: Option<Personality>,
+    /// The system call filter the process (and every process joining it) runs under.
+    pub seccomp: Option<Seccomp>,
+}
+
+/// A seccomp filter: nsinit's default (compiled into the binary, recorded by name) or one
+/// compiled from the config's profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seccomp {
+    Default,
+    Filter(Filter),
+}
+
+impl Seccomp {
+    pub fn filter(&self) -> &Filter {
+        match self {
+            Seccomp::Default => crate::seccomp::default_filter(),
+            Seccomp::Filter(filter) => filter,
+        }
+    }
 }
 
 impl Plan {

@@ -12,7 +12,7 @@ use nix::unistd::sethostname;
 
 use super::channel::{Channel, Message};
 use super::start::{Prepared, Start};
-use super::{gate, hooks};
+use super::{gate, hooks, SeccompMoment};
 use crate::error::{Failure, StepContext, EXIT_SETUP};
 use crate::plan::{Namespace, Personality};
 use crate::{cgroups, mounts, procfs, sys, terminal};
@@ -118,6 +118,8 @@ fn setup_and_exec(
         sys::set_personality(personality == Personality::Linux32)
             .step(|| format!("set personality {personality:?}"))?;
     }
+    let seccomp = plan.seccomp.as_ref();
+    super::load_seccomp(seccomp, &plan.process, SeccompMoment::BeforeCapabilities)?;
     super::become_process(&plan.process)?;
     // Only 0, 1, 2 and the preserved fds reach the command (CVE-2024-21626); our channel end
     // stays open until the exec succeeds, so a failure can still be reported on it.
@@ -134,6 +136,7 @@ fn setup_and_exec(
         gate::wait(gate.fd())?;
         hooks::run_all("startContainer", &plan.hooks.start_container, &hook_state)?;
     }
+    super::load_seccomp(seccomp, &plan.process, SeccompMoment::Last)?;
     Err(match start.command {
         Some(command) => command.exec(),
         None => Failure {

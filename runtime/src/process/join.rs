@@ -19,7 +19,7 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::unistd::fexecve;
 
 use super::channel::{self, Message};
-use super::{block_forwarded_signals, expect_exec, supervise, Command, Container};
+use super::{block_forwarded_signals, expect_exec, supervise, Command, Container, SeccompMoment};
 use crate::cgroups::{Cgroup, Hierarchy};
 use crate::error::{Failure, StepContext, StepError, EXIT_SETUP};
 use crate::plan::{Namespace, Plan, Process};
@@ -258,9 +258,10 @@ impl Placement {
     }
 }
 
-/// Enter the container in this process: namespaces, pty, then the process's limits,
-/// capabilities, user, `no_new_privs` and cwd. Everything privileged happens here, before the
-/// fork makes us visible inside.
+/// Enter the container's namespaces in this process and open the pty. The process's limits,
+/// capabilities, user and seccomp filter are the forked child's ([`run_child`]): a filter
+/// without `no_new_privs` must be loaded while `CAP_SYS_ADMIN` is held, and once loaded the
+/// filter refuses the `clone3` of the fork.
 fn enter(join: &Join<'_>) -> Result<Option<terminal::Pty>, StepError> {
     let plan = join.plan;
     // Not dumpable: no ptrace attach and no /proc/PID/{mem,fd} without CAP_SYS_PTRACE.
@@ -281,22 +282,32 @@ fn enter(join: &Join<'_>) -> Result<Option<terminal::Pty>, StepError> {
     } else {
         None
     };
-    super::become_process(join.process)?;
     // Only 0, 1, 2 and the preserved fds may reach the command; everything nsinit holds is
     // close-on-exec.
     sys::cloexec_from(3 + join.preserve_fds).step(|| "mark inherited fds close-on-exec".into())?;
     Ok(pty)
 }
 
-/// The forked child, inside the container's pid namespace: terminal, signals, exec.
+/// The forked child, inside the container's pid namespace (not dumpable, so the container
+/// cannot ptrace it while it is still privileged): seccomp, the process's limits,
+/// capabilities and user, terminal, signals, exec.
 fn run_child(join: &Join<'_>, pty_slave: Option<std::os::fd::BorrowedFd<'_>>) -> Failure {
+    match become_joined(join, pty_slave) {
+        Ok(()) => join.command.exec(),
+        Err(e) => e.into(),
+    }
+}
+
+fn become_joined(
+    join: &Join<'_>,
+    pty_slave: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<(), StepError> {
+    let seccomp = join.plan.seccomp.as_ref();
+    super::load_seccomp(seccomp, join.process, SeccompMoment::BeforeCapabilities)?;
+    super::become_process(join.process)?;
     if let Some(slave) = pty_slave {
-        if let Err(e) = terminal::make_controlling(slave) {
-            return e.into();
-        }
+        terminal::make_controlling(slave)?;
     }
-    if let Err(e) = super::prepare_exec(join.preserve_fds) {
-        return e.into();
-    }
-    join.command.exec()
+    super::prepare_exec(join.preserve_fds)?;
+    super::load_seccomp(seccomp, join.process, SeccompMoment::Last)
 }

@@ -21,7 +21,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{chdir, setgroups, setresgid, setresuid, Gid, Pid, Uid};
 
 use crate::error::{Failure, StepContext, StepError, EXIT_SETUP, EXIT_SIGNAL_BASE};
-use crate::plan::Process;
+use crate::plan::{Process, Seccomp};
 use crate::{capabilities, sys, Error};
 use channel::Message;
 pub use command::{Command, CommandError};
@@ -214,6 +214,35 @@ pub(crate) fn become_process(process: &Process) -> Result<(), StepError> {
     }
     umask(Mode::from_bits_truncate(user.umask.unwrap_or(0o022)));
     chdir(process.cwd.as_str()).step(|| format!("chdir to {} in the container", process.cwd))
+}
+
+/// Load the plan's seccomp filter into this process, at the right moment for `process`. The
+/// kernel takes a filter from a process with `no_new_privs` set, or else only from one holding
+/// `CAP_SYS_ADMIN`: with `no_new_privs` the filter comes last, just before `execve`
+/// ([`SeccompMoment::Last`]); without, before [`become_process`] drops capabilities
+/// ([`SeccompMoment::BeforeCapabilities`]), as runc orders it.
+pub(crate) fn load_seccomp(
+    seccomp: Option<&Seccomp>,
+    process: &Process,
+    moment: SeccompMoment,
+) -> Result<(), StepError> {
+    let wanted = match process.no_new_privileges {
+        true => SeccompMoment::Last,
+        false => SeccompMoment::BeforeCapabilities,
+    };
+    match seccomp {
+        Some(seccomp) if moment == wanted => {
+            crate::seccomp::install(seccomp.filter()).step(|| "load the seccomp filter".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Where [`load_seccomp`] is called from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeccompMoment {
+    BeforeCapabilities,
+    Last,
 }
 
 /// The last steps before `execve`: every fd but 0-2 and the `preserved` ones after them

@@ -88,7 +88,12 @@ pub fn compile(profile: &Profile, root: &str) -> Result<Filter, SeccompError> {
         let alternatives = conditions(&rule.args, &field(&at, "args"))?;
         for (name_index, name) in rule.names.iter().enumerate() {
             let name_at = item(&field(&at, "names"), name_index);
-            let syscall = resolve(name, &arches, &name_at)?;
+            // A profile written for many architectures and kernels names calls the listed
+            // ABIs (or this libseccomp) do not have; runc and crun skip them, and so does
+            // nsinit: podman's default profile lists `pciconfig_iobase`, which x86 lacks.
+            let Some(syscall) = resolve(name, &arches, &name_at)? else {
+                continue;
+            };
             // libseccomp refuses a rule that does what the default does; it changes nothing.
             if action == default {
                 continue;
@@ -222,8 +227,8 @@ fn conditions(args: &[ArgCondition], at: &str) -> Result<Vec<Vec<ScmpArgCompare>
     })
 }
 
-/// The syscall to give libseccomp for `name`, after checking some listed ABI has it.
-fn resolve(name: &str, arches: &[Arch], at: &str) -> Result<ScmpSyscall, SeccompError> {
+/// The syscall to give libseccomp for `name`, or `None` when no listed ABI has it.
+fn resolve(name: &str, arches: &[Arch], at: &str) -> Result<Option<ScmpSyscall>, SeccompError> {
     // "Rewrite": a call x86 makes only through a multiplexer (`recv` through `socketcall`)
     // resolves to the multiplexer, which libseccomp then filters by its first argument.
     let known = arches.iter().any(|&arch| {
@@ -232,19 +237,17 @@ fn resolve(name: &str, arches: &[Arch], at: &str) -> Result<ScmpSyscall, Seccomp
             .is_some_and(|syscall| syscall.as_raw_syscall() >= 0)
     });
     if !known {
-        return Err(SeccompError::UnknownSyscall {
-            field: at.to_owned(),
-            name: name.to_owned(),
-            arches: arches.to_vec(),
-        });
+        return Ok(None);
     }
     // Resolved for the native ABI: a name it lacks gets libseccomp's pseudo number, which
     // libseccomp translates for each ABI of the filter and drops where there is none.
-    ScmpSyscall::from_name(name).map_err(|source| SeccompError::AddRule {
-        field: at.to_owned(),
-        name: name.to_owned(),
-        reason: source.to_string(),
-    })
+    ScmpSyscall::from_name(name)
+        .map(Some)
+        .map_err(|source| SeccompError::AddRule {
+            field: at.to_owned(),
+            name: name.to_owned(),
+            reason: source.to_string(),
+        })
 }
 
 /// The program libseccomp made, read back through a memfd (libseccomp 2.5 only exports to an

@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::profile::Flag;
@@ -121,9 +120,8 @@ fn check_length(instructions: usize) -> Result<(), SeccompError> {
 /// EACCES). Every later call of this process and its children goes through the filter, so the
 /// engine calls this last, just before `execve`. It does not allocate: it runs in the child
 /// between `clone` and `execve`.
-pub fn install(filter: &Filter) -> Result<(), SeccompError> {
+pub fn install(filter: &Filter) -> nix::Result<()> {
     crate::seccomp::sys::set_mode_filter(&filter.program, filter.flags)
-        .map_err(|errno: Errno| SeccompError::Install { errno })
 }
 
 impl Serialize for Filter {

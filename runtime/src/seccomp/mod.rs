@@ -40,15 +40,6 @@ pub fn default_filter() -> &'static Filter {
 pub enum SeccompError {
     #[error("{field}: {reason}")]
     Json { field: String, reason: String },
-    #[error(
-        "{field}: {name:?} is not a system call on any listed architecture ({})",
-        list(arches)
-    )]
-    UnknownSyscall {
-        field: String,
-        name: String,
-        arches: Vec<Arch>,
-    },
     #[error("{field}: a rule needs at least one system call name")]
     NoNames { field: String },
     #[error("{field}: SCMP_ACT_NOTIFY is not supported: nsinit has no seccomp agent")]
@@ -87,12 +78,4 @@ pub enum SeccompError {
     Compile { step: &'static str, reason: String },
     #[error("seccomp filter: {instructions} instructions (the kernel takes 1 to 4096)")]
     Length { instructions: usize },
-    /// Carries no allocation: it is made in the child between `clone` and `execve`.
-    #[error("install seccomp filter: {}", errno.desc())]
-    Install { errno: nix::errno::Errno },
-}
-
-fn list(arches: &[Arch]) -> String {
-    let names: Vec<&str> = arches.iter().map(|arch| arch.name()).collect();
-    names.join(", ")
 }

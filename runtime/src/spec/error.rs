@@ -165,6 +165,8 @@ pub enum ErrorKind {
     NotYet { what: &'static str },
     #[error("not supported: {why}")]
     Unsupported { why: &'static str },
+    #[error("{reason}")]
+    Seccomp { reason: String },
     #[error("{value:?}: nsinit applies no {what}; leave it empty")]
     NotApplied { value: String, what: &'static str },
     #[error("{value:?} is not an absolute path")]

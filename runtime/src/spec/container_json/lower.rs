@@ -10,7 +10,7 @@ use crate::cgroups::{default_rules, Limits};
 use crate::plan::{
     Capability, CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Hooks, Mount,
     MountOption, MountSource, Namespace, NamespacePlan, Plan, Process, Propagation,
-    PropagationKind, User,
+    PropagationKind, Seccomp, User,
 };
 
 /// Paths bound read-only: host-global kernel settings a container's root could otherwise
@@ -123,6 +123,7 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Plan {
         network: config.network.clone(),
         hooks: Hooks::default(),
         personality: None,
+        seccomp: security.seccomp.then_some(Seccomp::Default),
     }
 }
 

@@ -9,10 +9,11 @@ use super::super::json::{array, child, closest, invalid, item, string, wrong_typ
 use super::mounts::propagation;
 use super::read::{absolute, one_of, text, uint32, unsigned, Fields, Ignored};
 use super::resources::{resources, Resources};
-use super::seccomp::refuse_seccomp_until_the_compiler_lands;
+use super::seccomp::seccomp;
 use crate::plan::{
     CgroupPath, DeviceKind, DeviceNode, Namespace, NamespacePlan, Personality, Propagation,
 };
+use crate::seccomp::Filter;
 
 const LINUX_FIELDS: [&str; 16] = [
     "uidMappings",
@@ -75,6 +76,8 @@ pub struct Linux {
     pub readonly_paths: Vec<String>,
     pub sysctl: BTreeMap<String, String>,
     pub personality: Option<Personality>,
+    /// `seccomp`, compiled.
+    pub seccomp: Option<Filter>,
 }
 
 impl Linux {
@@ -100,7 +103,7 @@ pub(super) fn linux(field: &str, value: &Json, ignored: &Ignored) -> Checked<Lin
     object.refuse("netDevices", || ErrorKind::Unsupported {
         why: "nsinit moves no network devices into the container",
     })?;
-    object.optional("seccomp", refuse_seccomp_until_the_compiler_lands)?;
+    let seccomp = object.optional("seccomp", seccomp)?.flatten();
     object.optional("mountLabel", |f, v| {
         let label = string(f, v)?;
         match label.is_empty() {
@@ -148,6 +151,7 @@ pub(super) fn linux(field: &str, value: &Json, ignored: &Ignored) -> Checked<Lin
         personality: object.optional("personality", |f, v| personality(f, v, ignored))?,
         namespaces,
         sysctl,
+        seccomp,
     })
 }
 

@@ -16,7 +16,7 @@ use super::resources::with_own_devices;
 use super::Config;
 use crate::plan::{
     CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Mount, MountSource, Plan,
-    Process, Propagation, PropagationKind, User,
+    Process, Propagation, PropagationKind, Seccomp, User,
 };
 use crate::spec::error::{ConfigError, ErrorKind};
 
@@ -96,6 +96,7 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Result<Plan, ConfigError> {
         network: None,
         hooks: config.hooks.clone(),
         personality: linux.personality,
+        seccomp: linux.seccomp.clone().map(Seccomp::Filter),
     })
 }
 

@@ -1,24 +1,47 @@
-//! `linux.seccomp`, until the seccomp module (an OCI-shaped `Profile` compiled to BPF) is on
-//! main: any profile is refused as not supported yet, so a config asking for a filter never
-//! runs without one.
-//!
-//! To wire it: replace [`refuse_seccomp_until_the_compiler_lands`] with a reader returning
-//! the profile (`linux.seccomp.syscalls[3].names[0]`-style paths are what `Profile`'s own
-//! reader gives), keep it in `Linux`, and carry it into the plan in `lower`.
+//! `linux.seccomp`: the profile, read and compiled by the seccomp module (libseccomp, for
+//! x86_64, x86 and x32 at once) when the config is parsed, so that a profile nsinit cannot
+//! compile is refused before anything is created. An error names the field it is about
+//! (`linux.seccomp.syscalls[3].names[0]`).
 
 use super::super::error::ErrorKind;
-use super::super::json::{invalid, Checked, Json};
+use super::super::json::{Checked, Invalid, Json};
+use crate::seccomp::{compile, Filter, Profile};
 
-/// Refuse a seccomp profile: nsinit cannot apply one through this front-end yet. `null` (no
-/// profile) is fine.
-pub(super) fn refuse_seccomp_until_the_compiler_lands(field: &str, value: &Json) -> Checked<()> {
-    match value {
-        Json::Null => Ok(()),
-        _ => invalid(
-            field,
-            ErrorKind::NotYet {
-                what: "seccomp profiles in config.json",
+/// The compiled filter of the profile at `field`; `null` is no filter.
+pub(super) fn seccomp(field: &str, value: &Json) -> Checked<Option<Filter>> {
+    if matches!(value, Json::Null) {
+        return Ok(None);
+    }
+    let value = plain(value);
+    let filter = Profile::from_json(&value, field).and_then(|profile| compile(&profile, field));
+    filter.map(Some).map_err(|error| {
+        // The seccomp module's messages are `<field>: <what is wrong>`, field paths rooted
+        // at the `field` it was given.
+        let text = error.to_string();
+        let (at, reason) = text.split_once(": ").unwrap_or((field, &text));
+        Invalid {
+            field: at.to_owned(),
+            kind: ErrorKind::Seccomp {
+                reason: reason.to_owned(),
             },
+        }
+    })
+}
+
+/// The tree as `serde_json` holds it (the profile's reader works on that).
+fn plain(value: &Json) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => Value::Number(n.clone()),
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(plain).collect()),
+        Json::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| (key.clone(), plain(value)))
+                .collect(),
         ),
     }
 }
