@@ -175,7 +175,7 @@ impl Rtnl {
         let mut link = link_named(name);
         link.header.flags = LinkFlags::Up;
         link.header.change_mask = LinkFlags::Up;
-        self.request(RouteNetlinkMessage::SetLink(link), NLM_F_ACK)
+        self.request(RouteNetlinkMessage::SetLink(link), 0)
             .map(drop)
     }
 
@@ -186,7 +186,7 @@ impl Rtnl {
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                 InfoKind::Bridge,
             )]));
-        let flags = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        let flags = NLM_F_CREATE | NLM_F_EXCL;
         self.request(RouteNetlinkMessage::NewLink(link), flags)
             .map(drop)
     }
@@ -202,7 +202,7 @@ impl Rtnl {
             AddressAttribute::Local(IpAddr::V4(address)),
             AddressAttribute::Address(IpAddr::V4(address)),
         ];
-        let flags = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        let flags = NLM_F_CREATE | NLM_F_EXCL;
         self.request(RouteNetlinkMessage::NewAddress(message), flags)
             .map(drop)
     }
@@ -233,15 +233,21 @@ impl Rtnl {
     }
 
     /// Send one request and gather the kernel's replies up to its acknowledgement (or the end
-    /// of a dump); a refusal is its errno.
+    /// of a dump); a refusal is its errno. Every request but a dump asks for the
+    /// acknowledgement: without it a `get` is answered by its reply alone, and this would wait.
     fn request(
         &mut self,
         message: RouteNetlinkMessage,
         flags: u16,
     ) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.sequence += 1;
+        let end = if flags & NLM_F_DUMP == NLM_F_DUMP {
+            0
+        } else {
+            NLM_F_ACK
+        };
         let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | flags;
+        header.flags = NLM_F_REQUEST | end | flags;
         header.sequence_number = self.sequence;
         let mut request = NetlinkMessage::new(header, message.into());
         request.finalize();
