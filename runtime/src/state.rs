@@ -407,37 +407,6 @@ mod tests {
     }
 
     #[test]
-    fn the_record_lives_in_one_state_file_gone_with_the_container() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ContainerDir::open(tmp.path()).unwrap();
-        let path = StateFile::path(&dir);
-        let state = StateFile::lock(&dir).unwrap();
-        assert_eq!(state.read(), None, "a fresh state file records nothing");
-        let long = Record {
-            pid: 77,
-            start_time: 123,
-            plan: plan(r#"{"namespaces": ["NEWNS", "NEWUTS"], "hostname": "a-long-name"}"#),
-            sealed_exe: Some((1, 2)),
-        };
-        state.write(&long).unwrap();
-        let short = Record {
-            plan: plan(r#"{"namespaces": ["NEWNS", "NEWPID"]}"#),
-            sealed_exe: None,
-            ..long.clone()
-        };
-        state.write(&short).unwrap();
-        assert_eq!(state.read(), Some(short), "a shorter record leaves no tail");
-        state.clear();
-        assert_eq!(state.read(), None);
-        state.remove();
-        assert!(!path.exists(), "no file once the container is gone");
-        StateFile::remove_if_unused(&dir);
-        assert!(!path.exists(), "an unused state file is not left behind");
-        assert!(StateFile::lock_existing(&dir).unwrap().is_none());
-        assert!(!path.exists(), "a reader creates nothing");
-    }
-
-    #[test]
     fn a_host_process_is_never_taken_for_the_container() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ContainerDir::open(tmp.path()).unwrap();

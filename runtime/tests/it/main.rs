@@ -10,6 +10,7 @@ mod lifecycle;
 mod network;
 mod resources;
 mod run;
+mod state;
 mod support;
 
 fn main() -> ExitCode {
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         network::trials(),
         resources::trials(),
         run::trials(),
+        state::trials(),
     ];
     fixtures::harness::run(trials.into_iter().flatten().collect())
 }
