@@ -292,6 +292,7 @@ fn unescape(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn mountinfo_lines_parse_with_escapes_and_optional_fields() {
@@ -316,5 +317,62 @@ mod tests {
         assert!(sets.bounding.contains("CHECKPOINT_RESTORE"));
         assert!(sets.inheritable.names.is_empty());
         assert!(CapabilitySets::from_status("Name: x").is_err());
+    }
+
+    /// Escape a field as the kernel's mountinfo does (`mangle`: space, tab, newline and
+    /// backslash as three octal digits).
+    fn escape(field: &str) -> String {
+        field
+            .chars()
+            .map(|c| match c {
+                ' ' | '\t' | '\n' | '\\' => format!("\\{:03o}", c as u32),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Whatever the text, parsing gives mounts or skips lines, never a panic.
+        #[test]
+        fn any_text_parses_or_is_skipped(text in any::<String>()) {
+            let _ = Mount::parse_mountinfo(&text);
+        }
+
+        /// A line the kernel could print parses to every field it holds, escapes undone.
+        #[test]
+        fn a_kernel_line_parses_to_its_fields(
+            device in "[0-9]{1,3}:[0-9]{1,3}",
+            root in "/[^\u{0}]{0,20}",
+            mount_point in "/[^\u{0}]{0,20}",
+            options in "(rw|ro)(,[a-z]{1,8}){0,3}",
+            optional in proptest::collection::vec("(shared|master):[0-9]{1,3}", 0..3),
+            fstype in "[a-z0-9]{1,8}",
+            source in "[^\u{0}]{1,20}",
+            super_options in "[a-z0-9=,_]{0,20}",
+        ) {
+            let mut fields = vec![
+                "36".to_string(),
+                "35".to_string(),
+                device.clone(),
+                escape(&root),
+                escape(&mount_point),
+                options.clone(),
+            ];
+            fields.extend(optional);
+            let line = format!(
+                "{} - {fstype} {} {super_options}",
+                fields.join(" "),
+                escape(&source)
+            );
+            let mount = Mount::parse_mountinfo_line(&line).expect("a mount");
+            prop_assert_eq!(
+                (mount.device, mount.root, mount.mount_point, mount.options),
+                (device, root, mount_point, options)
+            );
+            prop_assert_eq!(
+                (mount.fstype, mount.source, mount.super_options),
+                (fstype, source, super_options)
+            );
+        }
     }
 }

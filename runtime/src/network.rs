@@ -585,9 +585,8 @@ impl Rtnl for NetlinkSocket {
         }
         self.socket.send(&datagram, 0)?;
 
-        let mut replies = vec![Vec::new(); count];
-        let mut answers: Vec<Option<Answer>> = vec![None; count];
-        while answers.iter().any(Option::is_none) {
+        let mut answers = Answers::new(first, count);
+        while !answers.complete() {
             self.buffer.clear();
             // The kernel handles rtnetlink requests within `send`: every answer is queued by now,
             // so a missing one is an error, never a wait.
@@ -601,27 +600,63 @@ impl Rtnl for NetlinkSocket {
             if len > self.buffer.len() {
                 return Err(io::Error::other("netlink answer larger than the buffer"));
             }
-            for message in split(&self.buffer)? {
-                let n = message.header.sequence_number.wrapping_sub(first) as usize;
-                if n >= count {
-                    continue; // a late answer to an earlier exchange
+            answers.read(&self.buffer)?;
+        }
+        Ok(answers.into_answers())
+    }
+}
+
+/// The answers to one exchange as they come in, datagram by datagram: the replies to each
+/// request, ended by its acknowledgement or refusal. Bytes in, answers out: no I/O.
+struct Answers {
+    /// The sequence number of the exchange's first request; the others follow it.
+    first: u32,
+    replies: Vec<Vec<RouteNetlinkMessage>>,
+    answers: Vec<Option<Answer>>,
+}
+
+impl Answers {
+    fn new(first: u32, count: usize) -> Self {
+        Answers {
+            first,
+            replies: vec![Vec::new(); count],
+            answers: vec![None; count],
+        }
+    }
+
+    /// Take in one datagram from the kernel.
+    fn read(&mut self, datagram: &[u8]) -> io::Result<()> {
+        for message in split(datagram)? {
+            let n = message.header.sequence_number.wrapping_sub(self.first) as usize;
+            if n >= self.answers.len() {
+                continue; // a late answer to an earlier exchange
+            }
+            match message.payload {
+                NetlinkPayload::InnerMessage(reply) => self.replies[n].push(reply),
+                NetlinkPayload::Error(error) => {
+                    self.answers[n] = Some(match error.code {
+                        None => Ok(std::mem::take(&mut self.replies[n])),
+                        Some(code) => Err(Refusal {
+                            // wrapping: the negative of i32::MIN is no errno, and no panic.
+                            errno: nix::Error::from_raw(code.get().wrapping_abs()),
+                            message: kernel_message(message.header.flags, &error.header),
+                        }),
+                    })
                 }
-                match message.payload {
-                    NetlinkPayload::InnerMessage(reply) => replies[n].push(reply),
-                    NetlinkPayload::Error(error) => {
-                        answers[n] = Some(match error.code {
-                            None => Ok(std::mem::take(&mut replies[n])),
-                            Some(code) => Err(Refusal {
-                                errno: nix::Error::from_raw(code.get().abs()),
-                                message: kernel_message(message.header.flags, &error.header),
-                            }),
-                        })
-                    }
-                    _ => {}
-                }
+                _ => {}
             }
         }
-        Ok(answers.into_iter().flatten().collect())
+        Ok(())
+    }
+
+    /// Whether every request has its answer.
+    fn complete(&self) -> bool {
+        self.answers.iter().all(Option::is_some)
+    }
+
+    /// The answers, in the order of the requests.
+    fn into_answers(self) -> Vec<Answer> {
+        self.answers.into_iter().flatten().collect()
     }
 }
 
@@ -673,6 +708,7 @@ fn align(len: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::VecDeque;
 
     fn seed() -> Network {
@@ -1000,5 +1036,163 @@ mod tests {
         let parsed = split(&bytes).unwrap();
         assert_eq!(parsed.len(), 1);
         assert_eq!(parsed[0], message);
+    }
+
+    /// What the kernel answers one request in a generated exchange.
+    #[derive(Debug, Clone)]
+    enum Scripted {
+        /// Links (index, name) sent back, then the acknowledgement.
+        Acked(Vec<(u32, String)>),
+        /// A refusal: the errno and the extended-ACK message, if any.
+        Refused(i32, Option<String>),
+    }
+
+    fn scripted() -> impl Strategy<Value = Scripted> {
+        let link = (any::<u32>(), "[a-z0-9]{1,15}");
+        prop_oneof![
+            proptest::collection::vec(link, 0..3).prop_map(Scripted::Acked),
+            (1..4096i32, proptest::option::of("[^\\u{0}]{1,40}"))
+                .prop_map(|(errno, message)| Scripted::Refused(errno, message)),
+        ]
+    }
+
+    /// One netlink message as the kernel lays it out, padded.
+    fn wire(sequence: u32, flags: u16, payload: NetlinkPayload<RouteNetlinkMessage>) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = sequence;
+        header.flags = flags;
+        let mut message = NetlinkMessage::new(header, payload);
+        message.finalize();
+        let mut bytes = vec![0; message.buffer_len()];
+        message.serialize(&mut bytes);
+        bytes.resize(align(bytes.len()), 0);
+        bytes
+    }
+
+    fn link(index: u32, name: &str) -> RouteNetlinkMessage {
+        let mut link = link_named(name);
+        link.header.index = index;
+        RouteNetlinkMessage::NewLink(link)
+    }
+
+    /// The kernel's messages for request `sequence`, on a socket with `NETLINK_CAP_ACK` and
+    /// `NETLINK_EXT_ACK` as nsinit opens it: the replies, then an error message carrying the
+    /// request's header and, with a message, the `NLMSGERR_ATTR_MSG` attribute.
+    fn kernel_answer(sequence: u32, scripted: &Scripted) -> Vec<u8> {
+        let mut error = netlink_packet_core::ErrorMessage::default();
+        error.header = vec![0; NLMSG_HDRLEN];
+        let mut bytes = Vec::new();
+        let flags = match scripted {
+            Scripted::Acked(links) => {
+                for (index, name) in links {
+                    let reply = link(*index, name).into();
+                    bytes.extend(wire(sequence, 0, reply));
+                }
+                NLM_F_CAPPED
+            }
+            Scripted::Refused(errno, message) => {
+                error.code = std::num::NonZeroI32::new(-errno);
+                if let Some(text) = message {
+                    let value = [text.as_bytes(), b"\0"].concat();
+                    error.header.extend((4 + value.len() as u16).to_ne_bytes());
+                    error.header.extend(NLMSGERR_ATTR_MSG.to_ne_bytes());
+                    error.header.extend(value);
+                    error.header.resize(align(error.header.len()), 0);
+                }
+                NLM_F_CAPPED | NLM_F_ACK_TLVS
+            }
+        };
+        bytes.extend(wire(sequence, flags, NetlinkPayload::Error(error)));
+        bytes
+    }
+
+    fn expected(scripted: &Scripted) -> Answer {
+        match scripted {
+            Scripted::Acked(links) => Ok(links.iter().map(|(i, name)| link(*i, name)).collect()),
+            Scripted::Refused(errno, message) => Err(Refusal {
+                errno: nix::Error::from_raw(*errno),
+                message: message.clone(),
+            }),
+        }
+    }
+
+    /// One message with a well-formed header around any payload: the kinds the kernel
+    /// answers with (error, done, new link) and any other.
+    fn any_message() -> impl Strategy<Value = Vec<u8>> {
+        let kind = prop_oneof![Just(2u16), Just(3u16), Just(16u16), any::<u16>()];
+        let payload = proptest::collection::vec(any::<u8>(), 0..96);
+        (kind, any::<u16>(), any::<u32>(), payload).prop_map(|(kind, flags, sequence, payload)| {
+            let mut bytes = ((NLMSG_HDRLEN + payload.len()) as u32)
+                .to_ne_bytes()
+                .to_vec();
+            bytes.extend(kind.to_ne_bytes());
+            bytes.extend(flags.to_ne_bytes());
+            bytes.extend(sequence.to_ne_bytes());
+            bytes.extend(0u32.to_ne_bytes());
+            bytes.extend(payload);
+            bytes.resize(align(bytes.len()), 0);
+            bytes
+        })
+    }
+
+    proptest! {
+        /// Whatever the kernel's bytes, reading them gives answers or an error, never a panic.
+        #[test]
+        fn any_datagram_is_read_or_refused(
+            first: u32,
+            count in 0..4usize,
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let _ = Answers::new(first, count).read(&bytes);
+        }
+
+        /// The same for datagrams of well-formed headers around any payload.
+        #[test]
+        fn any_messages_are_read_or_refused(
+            first: u32,
+            count in 0..4usize,
+            messages in proptest::collection::vec(any_message(), 1..4),
+        ) {
+            let _ = Answers::new(first, count).read(&messages.concat());
+        }
+
+        /// The kernel's answers to an exchange (links, acknowledgements, refusals with their
+        /// explanation; a late answer to an earlier exchange among them) come back in order,
+        /// whether they arrive in one datagram or one per request.
+        #[test]
+        fn kernel_answers_are_read_back(
+            first: u32,
+            script in proptest::collection::vec(scripted(), 1..4),
+            one_datagram: bool,
+        ) {
+            let late = kernel_answer(first.wrapping_sub(1), &Scripted::Refused(1, None));
+            let mut datagrams = vec![late];
+            for (n, scripted) in script.iter().enumerate() {
+                let answer = kernel_answer(first.wrapping_add(n as u32), scripted);
+                match datagrams.last_mut() {
+                    Some(last) if one_datagram => last.extend(answer),
+                    _ => datagrams.push(answer),
+                }
+            }
+            let mut answers = Answers::new(first, script.len());
+            for datagram in &datagrams {
+                prop_assert!(!answers.complete());
+                answers.read(datagram).unwrap();
+            }
+            prop_assert!(answers.complete());
+            let expected: Vec<Answer> = script.iter().map(expected).collect();
+            prop_assert_eq!(answers.into_answers(), expected);
+        }
+
+        /// An error message's code is any 32-bit number to a parser: none panics.
+        #[test]
+        fn any_error_code_is_read(code in prop_oneof![Just(i32::MIN), any::<i32>()]) {
+            let mut error = netlink_packet_core::ErrorMessage::default();
+            error.code = std::num::NonZeroI32::new(code);
+            error.header = vec![0; NLMSG_HDRLEN];
+            let mut answers = Answers::new(1, 1);
+            answers.read(&wire(1, NLM_F_CAPPED, NetlinkPayload::Error(error))).unwrap();
+            prop_assert!(answers.complete());
+        }
     }
 }

@@ -286,10 +286,32 @@ pub fn check(record: &Record, dir: &ContainerDir) -> Liveness {
 
 /// A process's start time in clock ticks after boot (`/proc/PID/stat`, field 22).
 pub fn start_time(pid: Pid) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from its last ')'.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    ProcStat::of(pid).map(|stat| stat.start_time)
+}
+
+/// What nsinit reads of a process's `/proc/PID/stat` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 4.
+    pub ppid: i32,
+    /// Field 22: clock ticks after boot.
+    pub start_time: u64,
+}
+
+impl ProcStat {
+    /// The process running as `pid` now, if there is one.
+    pub fn of(pid: Pid) -> Option<ProcStat> {
+        ProcStat::parse(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    /// Parse `pid (comm) state ppid ... starttime ...`. The command name (field 2) may hold
+    /// spaces and parentheses, so the fields are counted from its last `)`.
+    pub fn parse(stat: &str) -> Option<ProcStat> {
+        let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+        let ppid = fields.nth(1)?.parse().ok()?;
+        let start_time = fields.nth(17)?.parse().ok()?;
+        Some(ProcStat { ppid, start_time })
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +323,55 @@ mod tests {
         let me = Pid::this();
         let first = start_time(me).expect("own start time");
         assert_eq!(start_time(me), Some(first));
+        let stat = ProcStat::of(me).unwrap();
+        assert_eq!(stat.ppid, nix::unistd::getppid().as_raw());
+    }
+
+    #[test]
+    fn a_command_name_with_spaces_and_parentheses_is_skipped_whole() {
+        let line = "4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 120 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 5906432 312 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0\n";
+        let expected = ProcStat {
+            ppid: 17,
+            start_time: 987654,
+        };
+        assert_eq!(ProcStat::parse(line), Some(expected));
+        assert_eq!(ProcStat::parse("4242 (sh) S 17"), None);
+        assert_eq!(ProcStat::parse(""), None);
+    }
+
+    /// A `/proc/PID/stat` line as the kernel prints it: the command name (at most 15 bytes,
+    /// anything but NUL, so spaces and parentheses too) in parentheses, then the state and
+    /// fields 4 to 52; `numbers` are fields 5 to 21 and 23 to 52.
+    fn stat_line(comm: &str, state: char, ppid: i32, start_time: u64, numbers: &[i64]) -> String {
+        let (before, after) = numbers.split_at(17);
+        let join = |fields: &[i64]| fields.iter().map(i64::to_string).collect::<Vec<_>>();
+        format!(
+            "4242 ({comm}) {state} {ppid} {} {start_time} {}\n",
+            join(before).join(" "),
+            join(after).join(" ")
+        )
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, parsing returns fields or nothing, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(text in proptest::prelude::any::<String>()) {
+            let _ = ProcStat::parse(&text);
+        }
+
+        /// A line the kernel could print gives back the ppid and start time it holds.
+        #[test]
+        fn a_kernel_line_gives_its_ppid_and_start_time(
+            comm in "[^\u{0}]{0,15}",
+            state in proptest::sample::select(vec!['R', 'S', 'D', 'Z', 'T', 't', 'X', 'I']),
+            ppid in 0..i32::MAX,
+            start_time: u64,
+            numbers in proptest::collection::vec(proptest::prelude::any::<i64>(), 47),
+        ) {
+            let line = stat_line(&comm, state, ppid, start_time, &numbers);
+            proptest::prop_assert_eq!(ProcStat::parse(&line), Some(ProcStat { ppid, start_time }));
+        }
     }
 
     #[test]
@@ -333,37 +404,6 @@ mod tests {
             id: "test",
         };
         lower(&config, &site)
-    }
-
-    #[test]
-    fn the_record_lives_in_one_state_file_gone_with_the_container() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = ContainerDir::open(tmp.path()).unwrap();
-        let path = StateFile::path(&dir);
-        let state = StateFile::lock(&dir).unwrap();
-        assert_eq!(state.read(), None, "a fresh state file records nothing");
-        let long = Record {
-            pid: 77,
-            start_time: 123,
-            plan: plan(r#"{"namespaces": ["NEWNS", "NEWUTS"], "hostname": "a-long-name"}"#),
-            sealed_exe: Some((1, 2)),
-        };
-        state.write(&long).unwrap();
-        let short = Record {
-            plan: plan(r#"{"namespaces": ["NEWNS", "NEWPID"]}"#),
-            sealed_exe: None,
-            ..long.clone()
-        };
-        state.write(&short).unwrap();
-        assert_eq!(state.read(), Some(short), "a shorter record leaves no tail");
-        state.clear();
-        assert_eq!(state.read(), None);
-        state.remove();
-        assert!(!path.exists(), "no file once the container is gone");
-        StateFile::remove_if_unused(&dir);
-        assert!(!path.exists(), "an unused state file is not left behind");
-        assert!(StateFile::lock_existing(&dir).unwrap().is_none());
-        assert!(!path.exists(), "a reader creates nothing");
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub enum Hierarchy {
 }
 
 /// One `cgroup` or `cgroup2` line of mountinfo.
+#[derive(Debug, PartialEq, Eq)]
 struct CgroupMount {
     mount_point: PathBuf,
     v2: bool,
@@ -165,6 +166,7 @@ fn unescape(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// This development host (Debian 12, kernel 6.18), verbatim: v1 controllers on a tmpfs,
     /// `name=systemd`, and cgroup2 at `/sys/fs/cgroup/unified` holding no memory controller.
@@ -314,6 +316,92 @@ mod tests {
                 Hierarchy::detect().unwrap(),
                 Hierarchy::from_mountinfo(&text).unwrap()
             );
+        }
+    }
+
+    /// Escape a path as the kernel's mountinfo does (`mangle`: space, tab, newline and
+    /// backslash as three octal digits).
+    fn escape(path: &str) -> String {
+        path.chars()
+            .map(|c| match c {
+                ' ' | '\t' | '\n' | '\\' => format!("\\{:03o}", c as u32),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    /// Per-mount and per-superblock options that are no controller.
+    const OTHER_OPTIONS: [&str; 6] = [
+        "rw",
+        "relatime",
+        "xattr",
+        "name=systemd",
+        "nsdelegate",
+        "release_agent=/sbin/x",
+    ];
+
+    /// The options of a `cgroup` mount: some controllers, shuffled among other options.
+    fn v1_options() -> impl Strategy<Value = (Vec<&'static str>, Vec<&'static str>)> {
+        let controllers = proptest::sample::subsequence(V1_CONTROLLERS.to_vec(), 0..=4);
+        let others = proptest::sample::subsequence(OTHER_OPTIONS.to_vec(), 0..=3);
+        (controllers, others).prop_flat_map(|(controllers, others)| {
+            let all = [controllers.clone(), others].concat();
+            (Just(controllers), Just(all).prop_shuffle())
+        })
+    }
+
+    proptest! {
+        /// Whatever the text, detection gives a hierarchy or an error, never a panic.
+        #[test]
+        fn any_text_is_read_or_refused(text in any::<String>()) {
+            let _ = Hierarchy::from_mountinfo(&text);
+        }
+
+        /// The same for lines shaped like mountinfo's around any fields.
+        #[test]
+        fn any_fields_are_read_or_refused(
+            fields in proptest::collection::vec("[^ \n]{0,12}", 0..8),
+            tail in proptest::collection::vec("[^ \n]{0,12}", 0..4),
+        ) {
+            let line = format!("{} - {}", fields.join(" "), tail.join(" "));
+            let _ = Hierarchy::from_mountinfo(&line);
+        }
+
+        /// Escaping as the kernel does, then unescaping, gives the path back.
+        #[test]
+        fn unescape_undoes_the_kernels_escapes(path in any::<String>()) {
+            prop_assert_eq!(unescape(&escape(&path)), path);
+        }
+
+        /// A cgroup line the kernel could print parses to its mount point, its version and, on
+        /// v1, the controllers among its options.
+        #[test]
+        fn a_cgroup_line_parses_to_what_it_describes(
+            mount_point in "/[^\u{0}]{0,30}",
+            v2: bool,
+            (controllers, options) in v1_options(),
+            optional in proptest::collection::vec("(shared|master|propagate_from):[0-9]{1,3}", 0..3),
+        ) {
+            let (fs_type, super_options) = if v2 {
+                ("cgroup2", "rw,nsdelegate".to_string())
+            } else {
+                ("cgroup", options.join(","))
+            };
+            let mut fields = vec!["35", "31", "0:32", "/"];
+            let escaped = escape(&mount_point);
+            fields.extend([escaped.as_str(), "rw,relatime"]);
+            fields.extend(optional.iter().map(String::as_str));
+            let line = format!("{} - {fs_type} cgroup {super_options}", fields.join(" "));
+            let mut parsed = parse_line(&line).expect("a cgroup mount");
+            parsed.controllers.sort();
+            let mut controllers: Vec<String> = controllers.iter().map(|c| c.to_string()).collect();
+            controllers.sort();
+            let expected = CgroupMount {
+                mount_point: PathBuf::from(&mount_point),
+                v2,
+                controllers: if v2 { Vec::new() } else { controllers },
+            };
+            prop_assert_eq!(parsed, expected);
         }
     }
 }

@@ -73,32 +73,12 @@ impl Channel {
     /// Send one message.
     pub fn send(&self, message: &Message) -> nix::Result<()> {
         let mut bytes = [0u8; MAX_MESSAGE];
-        let mut fds = Vec::new();
-        let len = match message {
-            Message::Ready { pty_master } => {
-                bytes[0] = TAG_READY;
-                fds.extend(pty_master.as_ref().map(|fd| fd.as_raw_fd()));
-                1
-            }
-            Message::Go { hook_state } => {
-                bytes[0] = TAG_GO;
-                let text = hook_state.as_bytes();
-                let n = text.len().min(MAX_MESSAGE - 1);
-                bytes[1..1 + n].copy_from_slice(&text[..n]);
-                1 + n
-            }
-            Message::Waiting => {
-                bytes[0] = TAG_WAITING;
-                1
-            }
-            Message::Failed(Failure { code, text }) => {
-                bytes[0] = TAG_FAILED;
-                bytes[1] = *code;
-                let text = text.as_bytes();
-                let n = text.len().min(MAX_MESSAGE - 2);
-                bytes[2..2 + n].copy_from_slice(&text[..n]);
-                2 + n
-            }
+        let len = encode(message, &mut bytes);
+        let fds: Vec<_> = match message {
+            Message::Ready {
+                pty_master: Some(fd),
+            } => vec![fd.as_raw_fd()],
+            _ => Vec::new(),
         };
         let iov = [IoSlice::new(&bytes[..len])];
         let rights = [ControlMessage::ScmRights(&fds)];
@@ -122,25 +102,63 @@ impl Channel {
                 other => break other?,
             }
         };
-        Ok(match (len, bytes[0]) {
-            (0, _) => None,
-            (_, TAG_READY) => Some(Message::Ready { pty_master: fd }),
-            (n, TAG_GO) => Some(Message::Go {
-                hook_state: String::from_utf8_lossy(&bytes[1..n]).into_owned(),
-            }),
-            (_, TAG_WAITING) => Some(Message::Waiting),
-            (n, TAG_FAILED) if n >= 2 => Some(Message::Failed(Failure {
-                code: bytes[1],
-                text: String::from_utf8_lossy(&bytes[2..n]).into_owned(),
-            })),
-            _ => return Err(nix::Error::EBADMSG),
-        })
+        decode(&bytes[..len], fd)
     }
+}
+
+/// Write `message` (but the fd it may carry) into `bytes`; returns the length used. A
+/// `Failed` text or hook state longer than the buffer allows is cut.
+fn encode(message: &Message, bytes: &mut [u8; MAX_MESSAGE]) -> usize {
+    match message {
+        Message::Ready { .. } => {
+            bytes[0] = TAG_READY;
+            1
+        }
+        Message::Go { hook_state } => {
+            bytes[0] = TAG_GO;
+            let text = hook_state.as_bytes();
+            let n = text.len().min(MAX_MESSAGE - 1);
+            bytes[1..1 + n].copy_from_slice(&text[..n]);
+            1 + n
+        }
+        Message::Waiting => {
+            bytes[0] = TAG_WAITING;
+            1
+        }
+        Message::Failed(Failure { code, text }) => {
+            bytes[0] = TAG_FAILED;
+            bytes[1] = *code;
+            let text = text.as_bytes();
+            let n = text.len().min(MAX_MESSAGE - 2);
+            bytes[2..2 + n].copy_from_slice(&text[..n]);
+            2 + n
+        }
+    }
+}
+
+/// The message in one received datagram, with the fd that rode along: `None` for no bytes
+/// (the peer closed its end), `EBADMSG` for anything that is not a message.
+fn decode(datagram: &[u8], fd: Option<OwnedFd>) -> nix::Result<Option<Message>> {
+    Ok(match datagram {
+        [] => None,
+        [TAG_READY, ..] => Some(Message::Ready { pty_master: fd }),
+        [TAG_GO, hook_state @ ..] => Some(Message::Go {
+            hook_state: String::from_utf8_lossy(hook_state).into_owned(),
+        }),
+        [TAG_WAITING, ..] => Some(Message::Waiting),
+        [TAG_FAILED, code, text @ ..] => Some(Message::Failed(Failure {
+            code: *code,
+            text: String::from_utf8_lossy(text).into_owned(),
+        })),
+        _ => return Err(nix::Error::EBADMSG),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
 
     #[test]
     fn messages_cross_intact() {
@@ -160,6 +178,8 @@ mod tests {
             Some(Message::Go { hook_state: got }) => assert_eq!(got, hook_state),
             other => panic!("unexpected {other:?}"),
         }
+        child.send(&Message::Waiting).unwrap();
+        assert!(matches!(parent.recv().unwrap(), Some(Message::Waiting)));
         let text = "mount proc on /proc: permission denied".to_string();
         child
             .send(&Message::Failed(Failure {
@@ -195,5 +215,59 @@ mod tests {
         let (parent, child) = pair().unwrap();
         drop(child);
         assert!(parent.recv().unwrap().is_none());
+    }
+
+    /// The text of a `Failed` message, or what it became.
+    fn failed_text(message: Option<Message>) -> (u8, String) {
+        match message {
+            Some(Message::Failed(Failure { code, text })) => (code, text),
+            other => panic!("not a Failed message: {other:?}"),
+        }
+    }
+
+    proptest! {
+        /// Whatever the datagram, `decode` returns a message or an error, never a panic.
+        #[test]
+        fn any_datagram_decodes_or_is_refused(bytes in vec(any::<u8>(), 0..64)) {
+            let _ = decode(&bytes, None);
+        }
+
+        /// A `Failed` message whose text fits comes back as it was sent.
+        #[test]
+        fn a_failure_round_trips(code: u8, text in ".{0,200}") {
+            let mut bytes = [0u8; MAX_MESSAGE];
+            let failure = Message::Failed(Failure { code, text: text.clone() });
+            let len = encode(&failure, &mut bytes);
+            let decoded = decode(&bytes[..len], None).unwrap();
+            prop_assert_eq!(failed_text(decoded), (code, text));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        /// A text too long for one datagram is cut to what fits, never refused.
+        #[test]
+        fn a_long_failure_is_cut(text in "[a-z ]{65535,66000}") {
+            let mut bytes = [0u8; MAX_MESSAGE];
+            let failure = Message::Failed(Failure { code: 125, text: text.clone() });
+            let len = encode(&failure, &mut bytes);
+            let (_, cut) = failed_text(decode(&bytes[..len], None).unwrap());
+            prop_assert_eq!(cut.as_str(), &text[..MAX_MESSAGE - 2]);
+        }
+
+        /// Through a real socketpair, any datagram the peer sends (even one longer than a
+        /// message can be) is received as `decode` reads it, or refused; `recv` never panics.
+        #[test]
+        fn recv_takes_any_datagram(bytes in vec(any::<u8>(), 1..70_000)) {
+            let (parent, child) = pair().unwrap();
+            nix::sys::socket::send(child.socket.as_raw_fd(), &bytes, MsgFlags::empty()).unwrap();
+            let received = parent.recv();
+            let kept = &bytes[..bytes.len().min(MAX_MESSAGE)];
+            match (received, decode(kept, None)) {
+                (Ok(got), Ok(expected)) => prop_assert_eq!(format!("{got:?}"), format!("{expected:?}")),
+                (Err(got), Err(expected)) => prop_assert_eq!(got, expected),
+                (got, expected) => prop_assert!(false, "recv {got:?}, decode {expected:?}"),
+            }
+        }
     }
 }

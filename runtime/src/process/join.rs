@@ -16,14 +16,14 @@ use std::os::unix::ffi::OsStrExt;
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sched::setns;
 use nix::sys::memfd::{memfd_create, MFdFlags};
-use nix::unistd::fexecve;
+use nix::unistd::{fexecve, Pid};
 
 use super::channel::{self, Message};
 use super::{block_forwarded_signals, expect_exec, supervise, Command, Container, SeccompMoment};
 use crate::cgroups::{Cgroup, Hierarchy};
 use crate::error::{Failure, StepContext, StepError, EXIT_SETUP};
 use crate::plan::{Namespace, Plan, Process};
-use crate::state::Record;
+use crate::state::{ProcStat, Record};
 use crate::sys::{self, Forked};
 use crate::{namespaces, terminal, Error};
 
@@ -83,13 +83,8 @@ pub fn reexec_sealed(record: Option<&Record>) -> Error {
 /// that supervisor is PID 1's parent, and the fd is a memfd with every seal set.
 fn supervisors_copy(record: &Record) -> Option<OwnedFd> {
     let (supervisor, fd) = record.sealed_exe?;
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", record.pid)).ok()?;
-    let ppid: i32 = stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    if ppid != supervisor {
+    let pid_1 = ProcStat::of(Pid::from_raw(record.pid))?;
+    if pid_1.ppid != supervisor {
         return None;
     }
     let file = File::open(format!("/proc/{supervisor}/fd/{fd}")).ok()?;

@@ -10,24 +10,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fixtures::harness::{needs_root, require, Ran, Skip, Trial};
 use nix::unistd::Pid;
 use nsinit::cgroups::{Cgroup, CgroupError, Hierarchy, Limits};
 
+/// The tests of this module, as the harness runs them.
+pub fn trials() -> Vec<Trial> {
+    fixtures::trials![
+        memory_limit_is_visible_from_the_host_for_first_and_joined_processes,
+        an_allocation_beyond_the_limit_is_counted_as_an_oom_kill,
+        kill_all_kills_every_process_of_the_group_and_its_forks,
+        a_group_with_live_processes_is_refused_and_an_empty_one_reused,
+        v2_cgroup_kill_and_the_group_fd_on_a_cgroup2_mount,
+    ]
+}
+
 const PYTHON: &str = "/usr/bin/python3";
 
-/// The host hierarchy, or `None` (with the reason printed) when the test cannot run here.
-fn host() -> Option<Hierarchy> {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: this test needs root (it makes cgroups)");
-        return None;
-    }
-    match Hierarchy::detect() {
-        Ok(h) => Some(h),
-        Err(e) => {
-            eprintln!("skipped: no usable cgroup hierarchy on this host: {e}");
-            None
-        }
-    }
+/// The host hierarchy, or why the test cannot run here.
+fn host() -> Result<Hierarchy, Skip> {
+    needs_root("it makes cgroups")?;
+    Hierarchy::detect().map_err(|e| Skip(format!("no usable cgroup hierarchy on this host: {e}")))
 }
 
 /// The mount points a hierarchy's groups live under.
@@ -170,24 +173,19 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn memory_controller(h: &Hierarchy) -> bool {
+/// Skip unless the hierarchy has a memory controller nsinit can use.
+fn memory_controller(h: &Hierarchy) -> Ran {
     let present = match h {
         Hierarchy::V1 { controllers } => controllers.contains_key("memory"),
         Hierarchy::V2 { root } => fs::read_to_string(root.join("cgroup.controllers"))
             .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory")),
     };
-    if !present {
-        eprintln!("skipped: the host has no memory controller nsinit can use");
-    }
-    present
+    require(present, "the host has no memory controller nsinit can use")
 }
 
-#[test]
-fn memory_limit_is_visible_from_the_host_for_first_and_joined_processes() {
-    let Some(h) = host() else { return };
-    if !memory_controller(&h) {
-        return;
-    }
+fn memory_limit_is_visible_from_the_host_for_first_and_joined_processes() -> Ran {
+    let h = host()?;
+    memory_controller(&h)?;
     let mut scratch = Scratch::new(h.clone(), "limit");
     let relative = scratch.group("c1");
     let limits = Limits {
@@ -236,18 +234,16 @@ fn memory_limit_is_visible_from_the_host_for_first_and_joined_processes() {
         assert!(!dir.exists(), "{} is left behind", dir.display());
         assert!(dir.parent().unwrap().is_dir(), "the parent must stay");
     }
+    Ok(())
 }
 
-#[test]
-fn an_allocation_beyond_the_limit_is_counted_as_an_oom_kill() {
-    let Some(h) = host() else { return };
-    if !memory_controller(&h) {
-        return;
-    }
-    if !Path::new(PYTHON).exists() {
-        eprintln!("skipped: {PYTHON} (the allocating process) is missing");
-        return;
-    }
+fn an_allocation_beyond_the_limit_is_counted_as_an_oom_kill() -> Ran {
+    let h = host()?;
+    memory_controller(&h)?;
+    require(
+        Path::new(PYTHON).exists(),
+        format!("{PYTHON} (the allocating process) is missing"),
+    )?;
     let mut scratch = Scratch::new(h.clone(), "oom");
     let relative = scratch.group("c1");
     let memory = 32 << 20;
@@ -269,15 +265,15 @@ fn an_allocation_beyond_the_limit_is_counted_as_an_oom_kill() {
     assert_eq!(stats.oom_kills, 1);
     assert!(stats
         .memory_max_usage
-        .is_none_or(|max| max <= memory && max > memory / 2));
+        .map_or(true, |max| max <= memory && max > memory / 2));
     wait_until("the group to empty", || group.is_empty());
     group.remove().unwrap();
     assert!(!memory_dir(&h, &relative).exists());
+    Ok(())
 }
 
-#[test]
-fn kill_all_kills_every_process_of_the_group_and_its_forks() {
-    let Some(h) = host() else { return };
+fn kill_all_kills_every_process_of_the_group_and_its_forks() -> Ran {
+    let h = host()?;
     let mut scratch = Scratch::new(h.clone(), "kill");
     let relative = scratch.group("c1");
     let group = Cgroup::create(&h, &relative, &Limits::default()).unwrap();
@@ -311,11 +307,11 @@ fn kill_all_kills_every_process_of_the_group_and_its_forks() {
         });
     }
     group.remove().unwrap();
+    Ok(())
 }
 
-#[test]
-fn a_group_with_live_processes_is_refused_and_an_empty_one_reused() {
-    let Some(h) = host() else { return };
+fn a_group_with_live_processes_is_refused_and_an_empty_one_reused() -> Ran {
+    let h = host()?;
     let mut scratch = Scratch::new(h.clone(), "busy");
     let relative = scratch.group("c1");
     let group = Cgroup::create(&h, &relative, &Limits::default()).unwrap();
@@ -338,25 +334,25 @@ fn a_group_with_live_processes_is_refused_and_an_empty_one_reused() {
     let again = Cgroup::create(&h, &relative, &Limits::default()).unwrap();
     again.remove().unwrap();
     assert!(!mounts(&h)[0].join(&relative).exists());
+    Ok(())
 }
 
-#[test]
-fn v2_cgroup_kill_and_the_group_fd_on_a_cgroup2_mount() {
-    let Some(_) = host() else { return };
+fn v2_cgroup_kill_and_the_group_fd_on_a_cgroup2_mount() -> Ran {
+    host()?;
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let Some(root) = mountinfo.lines().find_map(|line| {
-        let (mount, fs_type) = line.split_once(" - ")?;
-        fs_type
-            .starts_with("cgroup2 ")
-            .then(|| PathBuf::from(mount.split(' ').nth(4).unwrap()))
-    }) else {
-        eprintln!("skipped: no cgroup2 mount on this host");
-        return;
-    };
-    if !root.join("cgroup.kill").exists() && !root.join("cgroup.procs").exists() {
-        eprintln!("skipped: {} is not a cgroup2 root", root.display());
-        return;
-    }
+    let root = mountinfo
+        .lines()
+        .find_map(|line| {
+            let (mount, fs_type) = line.split_once(" - ")?;
+            fs_type
+                .starts_with("cgroup2 ")
+                .then(|| PathBuf::from(mount.split(' ').nth(4).unwrap()))
+        })
+        .ok_or_else(|| Skip("no cgroup2 mount on this host".into()))?;
+    require(
+        root.join("cgroup.kill").exists() || root.join("cgroup.procs").exists(),
+        format!("{} is not a cgroup2 root", root.display()),
+    )?;
     let h = Hierarchy::V2 { root: root.clone() };
     let mut scratch = Scratch::new(h.clone(), "v2");
     let relative = scratch.group("c1");
@@ -373,4 +369,5 @@ fn v2_cgroup_kill_and_the_group_fd_on_a_cgroup2_mount() {
     assert_eq!(scratch.wait_signal(pid), Some(libc::SIGKILL));
     group.remove().unwrap();
     assert!(!root.join(&relative).exists());
+    Ok(())
 }

@@ -12,10 +12,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fixtures::harness::{require, Ran, Skip, Trial};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::Pid;
 use nsinit::cgroups::{default_rules, Cgroup, DevicePolicy, DeviceRule, Hierarchy, Limits};
 use nsinit::sys;
+
+/// The tests of this module, as the harness runs them.
+pub fn trials() -> Vec<Trial> {
+    fixtures::trials![
+        default_rules_on_v1_open_only_the_dev_set,
+        default_rules_on_v2_open_only_the_dev_set,
+        an_allow_by_default_list_opens_planted_nodes_but_the_denied_one_on_v1_and_v2,
+        v1_devices_list_is_exactly_the_default_allowlist,
+        v2_applying_again_replaces_the_program_and_removing_the_group_frees_it,
+        cost_per_start,
+        nodev_cost_in_a_private_mount_namespace,
+    ]
+}
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -55,28 +69,28 @@ enum Mechanism {
     V2,
 }
 
-/// The hierarchy for `mechanism` on this host, or `None` with the reason printed.
-fn host(mechanism: Mechanism) -> Option<Hierarchy> {
+/// The hierarchy for `mechanism` on this host, or why this host cannot run the test.
+fn host(mechanism: Mechanism) -> Result<Hierarchy, Skip> {
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: this test needs root (it makes cgroups and device nodes)");
-        return None;
+        return Err(Skip(
+            "this test needs root (it makes cgroups and device nodes)".into(),
+        ));
     }
     if !Path::new(PYTHON).exists() {
-        eprintln!("skipped: the probe needs {PYTHON}");
-        return None;
+        return Err(Skip(format!("the probe needs {PYTHON}")));
     }
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
     match mechanism {
         Mechanism::V1 => {
             let Ok(Hierarchy::V1 { controllers }) = Hierarchy::from_mountinfo(&mountinfo) else {
-                eprintln!("skipped: no cgroup v1 hierarchy on this host");
-                return None;
+                return Err(Skip("no cgroup v1 hierarchy on this host".into()));
             };
             let Some(mount) = controllers.get("devices") else {
-                eprintln!("skipped: the cgroup v1 devices controller is not mounted");
-                return None;
+                return Err(Skip(
+                    "the cgroup v1 devices controller is not mounted".into(),
+                ));
             };
-            Some(Hierarchy::V1 {
+            Ok(Hierarchy::V1 {
                 controllers: [("devices".to_string(), mount.clone())].into(),
             })
         }
@@ -89,11 +103,8 @@ fn host(mechanism: Mechanism) -> Option<Hierarchy> {
                 fs.starts_with("cgroup2 ").then(|| PathBuf::from(point))
             });
             match root {
-                Some(root) => Some(Hierarchy::V2 { root }),
-                None => {
-                    eprintln!("skipped: cgroup2 is not mounted on this host");
-                    None
-                }
+                Some(root) => Ok(Hierarchy::V2 { root }),
+                None => Err(Skip("cgroup2 is not mounted on this host".into())),
             }
         }
     }
@@ -197,13 +208,13 @@ fn planted_nodes() -> tempfile::TempDir {
 }
 
 /// Make the group, apply `rules`, run the probe in it.
-fn probe_with(mechanism: Mechanism, test: &str, rules: &[DeviceRule]) -> Option<Report> {
+fn probe_with(mechanism: Mechanism, test: &str, rules: &[DeviceRule]) -> Result<Report, Skip> {
     let h = host(mechanism)?;
     let mut scratch = Scratch::new(&h, test);
     let group = Cgroup::create(&h, &scratch.group(), &Limits::default()).unwrap();
     group.apply_device_rules(rules).unwrap();
     let nodes = planted_nodes();
-    Some(scratch.probe(&group, nodes.path()))
+    Ok(scratch.probe(&group, nodes.path()))
 }
 
 /// What the default rules must let a process do, and refuse it, on either mechanism.
@@ -231,35 +242,30 @@ fn assert_default_rules_hold(report: &Report) {
     assert_ne!(report["open-pts"], "EPERM", "{report:?}");
 }
 
-#[test]
-fn default_rules_on_v1_open_only_the_dev_set() {
-    let Some(report) = probe_with(Mechanism::V1, "devices-v1", &default_rules()) else {
-        return;
-    };
+fn default_rules_on_v1_open_only_the_dev_set() -> Ran {
+    let report = probe_with(Mechanism::V1, "devices-v1", &default_rules())?;
     assert_default_rules_hold(&report);
+    Ok(())
 }
 
-#[test]
-fn default_rules_on_v2_open_only_the_dev_set() {
-    let Some(report) = probe_with(Mechanism::V2, "devices-v2", &default_rules()) else {
-        return;
-    };
+fn default_rules_on_v2_open_only_the_dev_set() -> Ran {
+    let report = probe_with(Mechanism::V2, "devices-v2", &default_rules())?;
     assert_default_rules_hold(&report);
+    Ok(())
 }
 
 /// The probe sees the difference: on a list that allows by default, planted nodes open and
 /// only the denied one does not, for mknod either. Guards the tests above against passing
 /// for a reason other than the rules (and runs the allow-by-default path of both
 /// mechanisms: `a` to `devices.allow` then denies; a program whose blocks deny).
-#[test]
-fn an_allow_by_default_list_opens_planted_nodes_but_the_denied_one_on_v1_and_v2() {
+fn an_allow_by_default_list_opens_planted_nodes_but_the_denied_one_on_v1_and_v2() -> Ran {
     let rules: Vec<DeviceRule> = serde_json::from_str(
         r#"[{"allow": true}, {"allow": false, "type": "c", "major": 1, "minor": 11}]"#,
     )
     .unwrap();
     for mechanism in [Mechanism::V1, Mechanism::V2] {
         let test = format!("devices-open-{mechanism:?}");
-        let Some(report) = probe_with(mechanism, &test, &rules) else {
+        let Ok(report) = probe_with(mechanism, &test, &rules) else {
             continue;
         };
         let result = |step: &str| report[step].as_str();
@@ -273,11 +279,11 @@ fn an_allow_by_default_list_opens_planted_nodes_but_the_denied_one_on_v1_and_v2(
         assert_eq!(result("mknod-kmsg"), "EPERM", "{mechanism:?}: {report:?}");
         assert_eq!(result("mknod-loop0"), "ok", "{mechanism:?}: {report:?}");
     }
+    Ok(())
 }
 
-#[test]
-fn v1_devices_list_is_exactly_the_default_allowlist() {
-    let Some(h) = host(Mechanism::V1) else { return };
+fn v1_devices_list_is_exactly_the_default_allowlist() -> Ran {
+    let h = host(Mechanism::V1)?;
     let scratch = Scratch::new(&h, "devices-list");
     let group = Cgroup::create(&h, &scratch.group(), &Limits::default()).unwrap();
     let list = scratch.mount().join(scratch.group()).join("devices.list");
@@ -304,6 +310,7 @@ fn v1_devices_list_is_exactly_the_default_allowlist() {
         fs::read_to_string(&list).unwrap(),
         "c *:* m\nb *:* m\nc 1:3 rwm\n"
     );
+    Ok(())
 }
 
 /// The ids of the device programs attached to the group directory `dir`.
@@ -314,9 +321,8 @@ fn attached(dir: &Path) -> Vec<u32> {
     ids[..n].to_vec()
 }
 
-#[test]
-fn v2_applying_again_replaces_the_program_and_removing_the_group_frees_it() {
-    let Some(h) = host(Mechanism::V2) else { return };
+fn v2_applying_again_replaces_the_program_and_removing_the_group_frees_it() -> Ran {
+    let h = host(Mechanism::V2)?;
     let scratch = Scratch::new(&h, "devices-program");
     let group = Cgroup::create(&h, &scratch.group(), &Limits::default()).unwrap();
     let dir = scratch.mount().join(scratch.group());
@@ -343,6 +349,7 @@ fn v2_applying_again_replaces_the_program_and_removing_the_group_frees_it() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    Ok(())
 }
 
 /// Median and 90th percentile of `runs` timings of `f`, after 5 warm-up runs; `f` times
@@ -366,13 +373,15 @@ fn report(what: &str, (median, p90): (Duration, Duration)) {
 
 /// What each device mechanism adds to a container start on this host, and the `nodev`
 /// remount of the rootfs bind that would stop planted nodes instead. Run by hand:
-/// `cargo test --release -p nsinit --test it devices::cost -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing, run by hand with --release --ignored --nocapture"]
-fn cost_per_start() {
+/// `NSINIT_TIMING=1 cargo test --release -p nsinit --test it devices::cost -- --nocapture`.
+fn cost_per_start() -> Ran {
+    require(
+        std::env::var_os(TIMING).is_some(),
+        "timing, run by hand with NSINIT_TIMING=1 and --release --nocapture",
+    )?;
     const RUNS: usize = 50;
     let rules = default_rules();
-    if let Some(h) = host(Mechanism::V1) {
+    if let Ok(h) = host(Mechanism::V1) {
         let scratch = Scratch::new(&h, "devices-cost-v1");
         report(
             "v1 mkdir + rmdir of the devices group (made today already)",
@@ -397,7 +406,7 @@ fn cost_per_start() {
             }),
         );
     }
-    if let Some(h) = host(Mechanism::V2) {
+    if let Ok(h) = host(Mechanism::V2) {
         let scratch = Scratch::new(&h, "devices-cost-v2");
         let dir = scratch.mount().join(scratch.group());
         report(
@@ -509,7 +518,6 @@ fn cost_per_start() {
             .args([
                 "devices::nodev_cost_in_a_private_mount_namespace",
                 "--exact",
-                "--ignored",
                 "--nocapture",
                 "--test-threads=1",
                 "--quiet",
@@ -519,20 +527,20 @@ fn cost_per_start() {
             .unwrap();
         assert!(status.success());
     }
+    Ok(())
 }
 
 const NODEV_CHILD: &str = "NSINIT_TEST_NODEV_COST";
+const TIMING: &str = "NSINIT_TIMING";
 
 /// The rootfs bind nsinit makes today (`MS_BIND | MS_REC` onto itself), alone and followed
 /// by the remount that adds `nodev`; each run unmounts again.
-#[test]
-#[ignore = "run by devices::cost_per_start inside unshare -m"]
-fn nodev_cost_in_a_private_mount_namespace() {
+fn nodev_cost_in_a_private_mount_namespace() -> Ran {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    if std::env::var_os(NODEV_CHILD).is_none() {
-        eprintln!("skipped: run by devices::cost_per_start inside `unshare -m`, not alone");
-        return;
-    }
+    require(
+        std::env::var_os(NODEV_CHILD).is_some(),
+        "run by devices::cost_per_start inside `unshare -m`, not alone",
+    )?;
     let rootfs = tempfile::tempdir().unwrap();
     let root = rootfs.path();
     let bind = || {
@@ -588,4 +596,5 @@ fn nodev_cost_in_a_private_mount_namespace() {
             took
         }),
     );
+    Ok(())
 }

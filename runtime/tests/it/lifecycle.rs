@@ -10,6 +10,24 @@ use nix::unistd::Pid;
 
 use crate::support::*;
 
+/// The tests of this module, as the harness runs them.
+pub fn trials() -> Vec<Trial> {
+    fixtures::trials![
+        nspid_holds_pid_1_while_alive_and_goes_after,
+        second_exec_joins_the_same_namespaces_environment_and_capabilities,
+        joined_commands_report_their_exit_codes,
+        joined_process_dies_when_pid_1_exits,
+        nspid_naming_a_host_process_is_never_joined,
+        nspid_rewritten_from_inside_does_not_steer_the_next_exec,
+        dead_pid_in_nspid_starts_a_fresh_container,
+        a_late_supervisor_leaves_the_next_container_alone,
+        concurrent_first_starts_make_one_container,
+        sigkill_of_nsinit_takes_the_container_down_and_leaves_the_directory_usable,
+        joining_nsinit_runs_from_a_sealed_copy,
+        without_newpid_everything_dies_with_pid_1_through_the_cgroup,
+    ]
+}
+
 /// Start `sleep SECS` as PID 1 and wait until the container is joinable.
 fn start_sleeper(c: &Container, secs: &str) -> (Child, i32) {
     let child = c.exec(&["sleep", secs]).spawn().unwrap();
@@ -17,11 +35,8 @@ fn start_sleeper(c: &Container, secs: &str) -> (Child, i32) {
     (child, pid)
 }
 
-#[test]
-fn nspid_holds_pid_1_while_alive_and_goes_after() {
-    if !root_or_skip() {
-        return;
-    }
+fn nspid_holds_pid_1_while_alive_and_goes_after() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let (mut child, pid) = start_sleeper(&c, "1");
     let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
@@ -29,13 +44,11 @@ fn nspid_holds_pid_1_while_alive_and_goes_after() {
     assert!(child.wait().unwrap().success());
     assert!(!c.file(".nspid").exists());
     assert!(!state_file(c.path()).exists(), "state file removed");
+    Ok(())
 }
 
-#[test]
-fn second_exec_joins_the_same_namespaces_environment_and_capabilities() {
-    if !root_or_skip() {
-        return;
-    }
+fn second_exec_joins_the_same_namespaces_environment_and_capabilities() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let (mut first, pid) = start_sleeper(&c, "30");
     let script = "for n in ipc mnt pid uts net; do readlink /proc/self/ns/$n; done; hostname; grep CapBnd /proc/self/status; echo $container; pwd; ls /proc/self/fd";
@@ -59,13 +72,11 @@ fn second_exec_joins_the_same_namespaces_environment_and_capabilities() {
     assert_eq!(lines.collect::<Vec<_>>(), ["0", "1", "2", "3"]);
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
+    Ok(())
 }
 
-#[test]
-fn joined_commands_report_their_exit_codes() {
-    if !root_or_skip() {
-        return;
-    }
+fn joined_commands_report_their_exit_codes() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let (mut first, pid) = start_sleeper(&c, "30");
     assert_eq!(c.run(&["sh", "-c", "exit 9"]).status.code(), Some(9));
@@ -76,26 +87,22 @@ fn joined_commands_report_their_exit_codes() {
     );
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
+    Ok(())
 }
 
-#[test]
-fn joined_process_dies_when_pid_1_exits() {
-    if !root_or_skip() {
-        return;
-    }
+fn joined_process_dies_when_pid_1_exits() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let (mut first, _) = start_sleeper(&c, "2");
     let mut joined = c.exec(&["sleep", "60"]).spawn().unwrap();
     assert!(first.wait().unwrap().success());
     let status = joined.wait().unwrap();
     assert_eq!(status.code(), Some(137));
+    Ok(())
 }
 
-#[test]
-fn nspid_naming_a_host_process_is_never_joined() {
-    if !root_or_skip() {
-        return;
-    }
+fn nspid_naming_a_host_process_is_never_joined() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     // The host's init, and this very test process: both alive, neither is the container.
     for pid in [1, std::process::id() as i32] {
@@ -112,13 +119,11 @@ fn nspid_naming_a_host_process_is_never_joined() {
         );
         assert!(!c.file(".nspid").exists());
     }
+    Ok(())
 }
 
-#[test]
-fn nspid_rewritten_from_inside_does_not_steer_the_next_exec() {
-    if !root_or_skip() {
-        return;
-    }
+fn nspid_rewritten_from_inside_does_not_steer_the_next_exec() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let (mut first, pid) = start_sleeper(&c, "30");
     std::fs::write(c.file(".nspid"), "1\n").unwrap();
@@ -131,13 +136,11 @@ fn nspid_rewritten_from_inside_does_not_steer_the_next_exec() {
     );
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
+    Ok(())
 }
 
-#[test]
-fn dead_pid_in_nspid_starts_a_fresh_container() {
-    if !root_or_skip() {
-        return;
-    }
+fn dead_pid_in_nspid_starts_a_fresh_container() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let dead = {
         let mut p = std::process::Command::new("true").spawn().unwrap();
@@ -148,13 +151,11 @@ fn dead_pid_in_nspid_starts_a_fresh_container() {
     std::fs::write(c.file(".nspid"), format!("{dead}\n")).unwrap();
     let out = c.run(&["sh", "-c", "echo $$"]);
     assert_eq!(stdout(&out), "1\n", "{}", stderr(&out));
+    Ok(())
 }
 
-#[test]
-fn a_late_supervisor_leaves_the_next_container_alone() {
-    if !root_or_skip() {
-        return;
-    }
+fn a_late_supervisor_leaves_the_next_container_alone() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let (mut first, old_pid) = start_sleeper(&c, "60");
     // The first supervisor stalls while its PID 1 dies (and stays an unreaped zombie).
@@ -204,13 +205,11 @@ fn a_late_supervisor_leaves_the_next_container_alone() {
     second.wait().unwrap();
     assert!(!c.file(".nspid").exists());
     assert!(!state_file(c.path()).exists());
+    Ok(())
 }
 
-#[test]
-fn concurrent_first_starts_make_one_container() {
-    if !root_or_skip() {
-        return;
-    }
+fn concurrent_first_starts_make_one_container() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let children: Vec<_> = (0..8)
         .map(|_| {
@@ -235,13 +234,11 @@ fn concurrent_first_starts_make_one_container() {
         })
         .collect();
     assert_eq!(namespaces.len(), 1, "{namespaces:?}");
+    Ok(())
 }
 
-#[test]
-fn sigkill_of_nsinit_takes_the_container_down_and_leaves_the_directory_usable() {
-    if !root_or_skip() {
-        return;
-    }
+fn sigkill_of_nsinit_takes_the_container_down_and_leaves_the_directory_usable() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let (mut first, pid) = start_sleeper(&c, "60");
     kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).unwrap();
@@ -249,15 +246,13 @@ fn sigkill_of_nsinit_takes_the_container_down_and_leaves_the_directory_usable() 
     wait_until(Duration::from_secs(10), || !alive(pid));
     let out = c.run(&["sh", "-c", "echo $$"]);
     assert_eq!(stdout(&out), "1\n", "{}", stderr(&out));
+    Ok(())
 }
 
 /// CVE-2019-5736 class: the joining nsinit must not run from the host's binary, so that a
 /// container process cannot open it through `/proc/PID/exe` and overwrite it.
-#[test]
-fn joining_nsinit_runs_from_a_sealed_copy() {
-    if !root_or_skip() {
-        return;
-    }
+fn joining_nsinit_runs_from_a_sealed_copy() -> Ran {
+    needs_root()?;
     let host_binary = std::fs::read(NSINIT).unwrap();
     let c = Container::new(seed());
     let (mut first, pid) = start_sleeper(&c, "30");
@@ -292,15 +287,13 @@ fn joining_nsinit_runs_from_a_sealed_copy() {
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
     joined.wait().unwrap();
+    Ok(())
 }
 
 /// Without a pid namespace the kernel does not kill the container with PID 1: nsinit does,
 /// through the cgroup it gives such a container.
-#[test]
-fn without_newpid_everything_dies_with_pid_1_through_the_cgroup() {
-    if !root_or_skip() {
-        return;
-    }
+fn without_newpid_everything_dies_with_pid_1_through_the_cgroup() -> Ran {
+    needs_root()?;
     let config = with_field(seed(), "namespaces", r#"["NEWNS","NEWUTS","NEWIPC"]"#);
     let c = Container::new(&config);
     let mut first = c
@@ -328,4 +321,5 @@ fn without_newpid_everything_dies_with_pid_1_through_the_cgroup() {
         let _ = std::fs::remove_dir(mount.path().join("nsinit"));
     }
     let _ = std::fs::remove_dir("/sys/fs/cgroup/nsinit");
+    Ok(())
 }

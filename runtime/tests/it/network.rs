@@ -10,11 +10,27 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use fixtures::harness::{needs_root, needs_tool, Ran, Trial};
 use nix::sched::{setns, CloneFlags};
 use nix::unistd::Pid;
 use nsinit::network::{self, NetworkError};
 use nsinit::plan::Network;
 use serde_json::Value;
+
+/// The tests of this module, as the harness runs them.
+pub fn trials() -> Vec<Trial> {
+    fixtures::trials![
+        setup_gives_the_container_a_ready_network_on_the_bridge,
+        a_missing_bridge_is_named_with_a_recipe_and_leaves_no_veth,
+        a_link_that_is_no_bridge_is_refused,
+        an_mtu_the_kernel_refuses_names_network_mtu_and_leaves_no_veth,
+        a_failure_inside_the_container_removes_the_pair_at_once,
+        a_container_that_is_gone_is_named_and_leaves_no_veth,
+        a_process_in_nsinits_own_namespace_is_refused,
+        loopback_up_brings_up_lo_and_nothing_else,
+        link_exists_looks_in_the_callers_namespace,
+    ]
+}
 
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 17, 42, 1);
 const ADDRESS: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 100);
@@ -24,25 +40,13 @@ const BEYOND: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 /// Not the default 1500, so that the test sees it was applied.
 const MTU: u32 = 1400;
 
-/// Whether this test can run: root, and the tools that look at the result. Prints why not.
-fn can_run() -> bool {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: this test needs root (network namespaces, veth pairs)");
-        return false;
-    }
+/// Skip unless this test can run: root, and the tools that look at the result.
+fn can_run() -> Ran {
+    needs_root("network namespaces, veth pairs")?;
     for tool in ["ip", "unshare", "nsenter"] {
-        let found = Command::new(tool)
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
-            eprintln!("skipped: this test needs `{tool}` to look at the namespaces");
-            return false;
-        }
+        needs_tool(tool, "-V")?;
     }
-    true
+    Ok(())
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -262,11 +266,8 @@ fn round_trip(host: &Host, container: BorrowedFd<'_>, target: Ipv4Addr) -> bool 
         .is_ok_and(|len| &buf[..len] == b"pong")
 }
 
-#[test]
-fn setup_gives_the_container_a_ready_network_on_the_bridge() {
-    if !can_run() {
-        return;
-    }
+fn setup_gives_the_container_a_ready_network_on_the_bridge() -> Ran {
+    can_run()?;
     let host = Host::new().with_bridge();
     let mut container = Container::start();
     let veth = network::host_veth_name(container.pid());
@@ -323,13 +324,11 @@ fn setup_gives_the_container_a_ready_network_on_the_bridge() {
         !host.enter(|| network::link_exists(&veth))
     });
     assert!(gone, "{veth} outlived the container");
+    Ok(())
 }
 
-#[test]
-fn a_missing_bridge_is_named_with_a_recipe_and_leaves_no_veth() {
-    if !can_run() {
-        return;
-    }
+fn a_missing_bridge_is_named_with_a_recipe_and_leaves_no_veth() -> Ran {
+    can_run()?;
     let host = Host::new();
     let container = Container::start();
     let veth = network::host_veth_name(container.pid());
@@ -349,13 +348,11 @@ fn a_missing_bridge_is_named_with_a_recipe_and_leaves_no_veth() {
     assert!(text.contains(&recipe), "{text}");
     assert_eq!(host.veths(), Vec::<String>::new());
     assert!(!container.has_eth0());
+    Ok(())
 }
 
-#[test]
-fn a_link_that_is_no_bridge_is_refused() {
-    if !can_run() {
-        return;
-    }
+fn a_link_that_is_no_bridge_is_refused() -> Ran {
+    can_run()?;
     let host = Host::new();
     let other_end = format!("{}p", host.bridge);
     host.ip(&[
@@ -383,13 +380,11 @@ fn a_link_that_is_no_bridge_is_refused() {
         )
     );
     assert_eq!(host.veths().len(), 2, "no veth but the test's own");
+    Ok(())
 }
 
-#[test]
-fn an_mtu_the_kernel_refuses_names_network_mtu_and_leaves_no_veth() {
-    if !can_run() {
-        return;
-    }
+fn an_mtu_the_kernel_refuses_names_network_mtu_and_leaves_no_veth() -> Ran {
+    can_run()?;
     let host = Host::new().with_bridge();
     let container = Container::start();
     for mtu in [60, 65536] {
@@ -410,13 +405,11 @@ fn an_mtu_the_kernel_refuses_names_network_mtu_and_leaves_no_veth() {
         assert_eq!(host.veths(), Vec::<String>::new());
         assert!(!container.has_eth0());
     }
+    Ok(())
 }
 
-#[test]
-fn a_failure_inside_the_container_removes_the_pair_at_once() {
-    if !can_run() {
-        return;
-    }
+fn a_failure_inside_the_container_removes_the_pair_at_once() -> Ran {
+    can_run()?;
     let host = Host::new().with_bridge();
     let container = Container::start();
     let veth = network::host_veth_name(container.pid());
@@ -438,13 +431,11 @@ fn a_failure_inside_the_container_removes_the_pair_at_once() {
     // No polling: the container still lives, so only nsinit's own cleanup removes the pair.
     assert_eq!(host.veths(), Vec::<String>::new());
     assert!(!container.has_eth0());
+    Ok(())
 }
 
-#[test]
-fn a_container_that_is_gone_is_named_and_leaves_no_veth() {
-    if !can_run() {
-        return;
-    }
+fn a_container_that_is_gone_is_named_and_leaves_no_veth() -> Ran {
+    can_run()?;
     let host = Host::new().with_bridge();
     let mut container = Container::start();
     let veth = network::host_veth_name(container.pid());
@@ -463,13 +454,11 @@ fn a_container_that_is_gone_is_named_and_leaves_no_veth() {
         "{text}"
     );
     assert_eq!(host.veths(), Vec::<String>::new());
+    Ok(())
 }
 
-#[test]
-fn a_process_in_nsinits_own_namespace_is_refused() {
-    if !can_run() {
-        return;
-    }
+fn a_process_in_nsinits_own_namespace_is_refused() -> Ran {
+    can_run()?;
     let host = Host::new().with_bridge();
     // Started from the stand-in host without a namespace of its own.
     let mut child = host.enter(|| {
@@ -499,13 +488,11 @@ fn a_process_in_nsinits_own_namespace_is_refused() {
     }
     assert_eq!(host.veths(), Vec::<String>::new());
     assert!(!host.enter(|| network::link_exists("eth0")));
+    Ok(())
 }
 
-#[test]
-fn loopback_up_brings_up_lo_and_nothing_else() {
-    if !can_run() {
-        return;
-    }
+fn loopback_up_brings_up_lo_and_nothing_else() -> Ran {
+    can_run()?;
     let host = Host::new();
     let container = Container::start();
     let lo = &container.ip_json(&["link", "show", "dev", "lo"])[0];
@@ -524,15 +511,14 @@ fn loopback_up_brings_up_lo_and_nothing_else() {
         .map(|link| link["ifname"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(up, ["lo"]);
+    Ok(())
 }
 
-#[test]
-fn link_exists_looks_in_the_callers_namespace() {
-    if !can_run() {
-        return;
-    }
+fn link_exists_looks_in_the_callers_namespace() -> Ran {
+    can_run()?;
     let host = Host::new().with_bridge();
     assert!(host.enter(|| network::link_exists(&host.bridge)));
     assert!(host.enter(|| network::link_exists("lo")));
     assert!(!host.enter(|| network::link_exists("br-t-nowhere")));
+    Ok(())
 }

@@ -8,6 +8,15 @@ use std::time::Duration;
 
 use crate::support::*;
 
+/// The tests of this module, as the harness runs them.
+pub fn trials() -> Vec<Trial> {
+    fixtures::trials![
+        seed_limit_of_524800_bytes_runs_hostname,
+        limit_is_set_for_pid_1_and_joined_processes_and_the_group_goes_after,
+        exceeding_the_limit_exits_137_with_one_line_naming_it,
+    ]
+}
+
 /// The memory controller's group directory for `relative`, wherever this host keeps it.
 fn memory_dir(relative: &str) -> std::path::PathBuf {
     let v1 = Path::new("/sys/fs/cgroup/memory");
@@ -45,22 +54,17 @@ fn with_cgroup(name: &str, memory: u64) -> String {
     with_field(seed(), "cgroups", &cgroups)
 }
 
-#[test]
-fn seed_limit_of_524800_bytes_runs_hostname() {
-    if !root_or_skip() {
-        return;
-    }
+fn seed_limit_of_524800_bytes_runs_hostname() -> Ran {
+    needs_root()?;
     let _parent = TestParent;
     let c = Container::new(&with_cgroup("seed", 524800));
     let out = c.run(&["hostname"]);
     assert_eq!(stdout(&out), "koye\n", "{}", stderr(&out));
+    Ok(())
 }
 
-#[test]
-fn limit_is_set_for_pid_1_and_joined_processes_and_the_group_goes_after() {
-    if !root_or_skip() {
-        return;
-    }
+fn limit_is_set_for_pid_1_and_joined_processes_and_the_group_goes_after() -> Ran {
+    needs_root()?;
     let _parent = TestParent;
     let c = Container::new(&with_cgroup("limit", 64 << 20));
     let relative = format!("nsinit-test-{}/limit", std::process::id());
@@ -97,13 +101,11 @@ fn limit_is_set_for_pid_1_and_joined_processes_and_the_group_goes_after() {
         stderr(&out)
     );
     assert!(!state_file(c.path()).exists(), "stats leaves no state file");
+    Ok(())
 }
 
-#[test]
-fn exceeding_the_limit_exits_137_with_one_line_naming_it() {
-    if !root_or_skip() {
-        return;
-    }
+fn exceeding_the_limit_exits_137_with_one_line_naming_it() -> Ran {
+    needs_root()?;
     let _parent = TestParent;
     let c = Container::new(&with_cgroup("oom", 8 << 20));
     // Hold 64 MiB in a shell variable: far over the limit.
@@ -125,4 +127,5 @@ fn exceeding_the_limit_exits_137_with_one_line_naming_it() {
     assert_eq!(err.lines().count(), 1, "{err}");
     let dir = memory_dir(&format!("nsinit-test-{}/oom", std::process::id()));
     wait_until(Duration::from_secs(2), || !dir.exists());
+    Ok(())
 }

@@ -8,6 +8,32 @@ use std::time::Duration;
 
 use crate::support::*;
 
+/// The tests of this module, as the harness runs them.
+pub fn trials() -> Vec<Trial> {
+    fixtures::trials![
+        seed_sample_runs_hostname_koye,
+        environment_is_exactly_the_listed_entries,
+        command_is_pid_1_with_cwd_root,
+        listed_namespaces_are_new_and_unlisted_ones_shared,
+        only_fds_0_1_2_reach_the_command,
+        dropped_capabilities_leave_all_five_sets_and_the_rest_stay,
+        dropped_capabilities_are_felt,
+        rootfs_is_root_with_proc_sys_and_a_fresh_dev,
+        exit_status_passes_through,
+        missing_command_exits_127_and_says_so,
+        non_executable_file_exits_126,
+        killed_command_exits_128_plus_signal,
+        signals_are_forwarded_to_pid_1,
+        pipes_work,
+        terminal_gives_a_controlling_pty_and_console,
+        without_newns_it_refuses_with_a_reason,
+        newuser_is_not_supported_yet,
+        container_json_symlink_is_not_followed,
+        symlinked_mount_target_is_refused_and_nothing_leaks_to_the_host,
+        setup_failure_leaves_no_process_and_no_nspid,
+    ]
+}
+
 /// The capabilities the seed sample drops, as a mask over kernel numbers.
 const SEED_DROPPED_MASK: u64 = (1 << 8) // SETPCAP
     | (1 << 16) // SYS_MODULE
@@ -24,11 +50,8 @@ const SEED_DROPPED_MASK: u64 = (1 << 8) // SETPCAP
     | (1 << 32) // MAC_OVERRIDE
     | (1 << 33); // MAC_ADMIN
 
-#[test]
-fn seed_sample_runs_hostname_koye() {
-    if !root_or_skip() {
-        return;
-    }
+fn seed_sample_runs_hostname_koye() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let out = c.run(&["hostname"]);
     assert_eq!(stdout(&out), "koye\n", "stderr: {}", stderr(&out));
@@ -38,36 +61,30 @@ fn seed_sample_runs_hostname_koye() {
         "",
         "nsinit prints nothing of its own on success"
     );
+    Ok(())
 }
 
-#[test]
-fn environment_is_exactly_the_listed_entries() {
-    if !root_or_skip() {
-        return;
-    }
+fn environment_is_exactly_the_listed_entries() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let out = c.exec(&["env"]).env("LEAK_ME", "host").output().unwrap();
     assert_eq!(
         stdout(&out),
         "HOME=/\nPATH=PATH=$PATH:/bin:/usr/bin:/sbin:/usr/sbin\ncontainer=docker\nTERM=xterm-256color\n"
     );
+    Ok(())
 }
 
-#[test]
-fn command_is_pid_1_with_cwd_root() {
-    if !root_or_skip() {
-        return;
-    }
+fn command_is_pid_1_with_cwd_root() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let out = c.run(&["sh", "-c", "echo $$; pwd"]);
     assert_eq!(stdout(&out), "1\n/\n");
+    Ok(())
 }
 
-#[test]
-fn listed_namespaces_are_new_and_unlisted_ones_shared() {
-    if !root_or_skip() {
-        return;
-    }
+fn listed_namespaces_are_new_and_unlisted_ones_shared() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let script = "for n in ipc mnt pid uts net user cgroup; do readlink /proc/self/ns/$n; done";
     let inside = stdout(&c.run(&["sh", "-c", script]));
@@ -85,13 +102,11 @@ fn listed_namespaces_are_new_and_unlisted_ones_shared() {
             host.display()
         );
     }
+    Ok(())
 }
 
-#[test]
-fn only_fds_0_1_2_reach_the_command() {
-    if !root_or_skip() {
-        return;
-    }
+fn only_fds_0_1_2_reach_the_command() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     // ls opens the directory itself as fd 3.
     let out = c.run(&["ls", "/proc/self/fd"]);
@@ -99,13 +114,11 @@ fn only_fds_0_1_2_reach_the_command() {
         stdout(&out).split_whitespace().collect::<Vec<_>>(),
         ["0", "1", "2", "3"]
     );
+    Ok(())
 }
 
-#[test]
-fn dropped_capabilities_leave_all_five_sets_and_the_rest_stay() {
-    if !root_or_skip() {
-        return;
-    }
+fn dropped_capabilities_leave_all_five_sets_and_the_rest_stay() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let out = stdout(&c.run(&["grep", "^Cap", "/proc/self/status"]));
     let host_bounding = caps_field(
@@ -118,6 +131,7 @@ fn dropped_capabilities_leave_all_five_sets_and_the_rest_stay() {
     assert_eq!(caps_field(&out, "CapEff"), expected, "{out}");
     assert_eq!(caps_field(&out, "CapInh") & SEED_DROPPED_MASK, 0, "{out}");
     assert_eq!(caps_field(&out, "CapAmb") & SEED_DROPPED_MASK, 0, "{out}");
+    Ok(())
 }
 
 fn caps_field(status: &str, name: &str) -> u64 {
@@ -128,11 +142,8 @@ fn caps_field(status: &str, name: &str) -> u64 {
     u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
 }
 
-#[test]
-fn dropped_capabilities_are_felt() {
-    if !root_or_skip() {
-        return;
-    }
+fn dropped_capabilities_are_felt() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let out = c.run(&["sh", "-c", "mount -t tmpfs t /tmp && echo mounted; mknod /tmp/n c 1 3 && echo made; hostname x && echo renamed; exit 0"]);
     assert_eq!(stdout(&out), "", "stderr: {}", stderr(&out));
@@ -149,13 +160,11 @@ fn dropped_capabilities_are_felt() {
         "stderr: {}",
         stderr(&out)
     );
+    Ok(())
 }
 
-#[test]
-fn rootfs_is_root_with_proc_sys_and_a_fresh_dev() {
-    if !root_or_skip() {
-        return;
-    }
+fn rootfs_is_root_with_proc_sys_and_a_fresh_dev() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let out = c.run(&["sh", "-c", "ls /container.json; grep -E ' (/|/proc|/sys|/dev|/dev/pts|/dev/shm|/dev/mqueue) ' /proc/self/mountinfo | cut -d' ' -f5,6,9 ; ls -l /dev | grep -E 'null|zero|full|random|tty$|ptmx|fd|std'"]);
     let text = stdout(&out);
@@ -185,46 +194,38 @@ fn rootfs_is_root_with_proc_sys_and_a_fresh_dev() {
     ] {
         assert!(text.contains(link), "missing {link:?} in {text}");
     }
+    Ok(())
 }
 
-#[test]
-fn exit_status_passes_through() {
-    if !root_or_skip() {
-        return;
-    }
+fn exit_status_passes_through() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     assert_eq!(c.run(&["sh", "-c", "exit 7"]).status.code(), Some(7));
     assert_eq!(c.run(&["true"]).status.code(), Some(0));
+    Ok(())
 }
 
-#[test]
-fn missing_command_exits_127_and_says_so() {
-    if !root_or_skip() {
-        return;
-    }
+fn missing_command_exits_127_and_says_so() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let out = c.run(&["no-such-command"]);
     assert_eq!(out.status.code(), Some(127));
     assert!(stderr(&out).contains("no-such-command"), "{}", stderr(&out));
+    Ok(())
 }
 
-#[test]
-fn non_executable_file_exits_126() {
-    if !root_or_skip() {
-        return;
-    }
+fn non_executable_file_exits_126() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     std::fs::write(c.file("notes"), "not a program").unwrap();
     std::fs::set_permissions(c.file("notes"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = c.run(&["/notes"]);
     assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    Ok(())
 }
 
-#[test]
-fn killed_command_exits_128_plus_signal() {
-    if !root_or_skip() {
-        return;
-    }
+fn killed_command_exits_128_plus_signal() -> Ran {
+    needs_root()?;
     // Without a pid namespace, the command is not an init and dies of its own SIGTERM.
     let config = with_field(seed(), "namespaces", r#"["NEWNS","NEWUTS","NEWIPC"]"#);
     let c = Container::new(&config);
@@ -242,13 +243,11 @@ fn killed_command_exits_128_plus_signal() {
     )
     .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(137));
+    Ok(())
 }
 
-#[test]
-fn signals_are_forwarded_to_pid_1() {
-    if !root_or_skip() {
-        return;
-    }
+fn signals_are_forwarded_to_pid_1() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let child = c
         .exec(&[
@@ -265,13 +264,11 @@ fn signals_are_forwarded_to_pid_1() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(stdout(&out), "got-term\n");
     assert_eq!(out.status.code(), Some(42));
+    Ok(())
 }
 
-#[test]
-fn pipes_work() {
-    if !root_or_skip() {
-        return;
-    }
+fn pipes_work() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let mut child = c
         .exec(&["cat"])
@@ -282,13 +279,11 @@ fn pipes_work() {
     child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(stdout(&out), "hi\n");
+    Ok(())
 }
 
-#[test]
-fn terminal_gives_a_controlling_pty_and_console() {
-    if !root_or_skip() {
-        return;
-    }
+fn terminal_gives_a_controlling_pty_and_console() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     // script(1) gives nsinit a terminal of its own.
     let inner = format!("{NSINIT} exec -t sh -c 'tty; ls -l /dev/console | cut -c1'");
@@ -304,25 +299,21 @@ fn terminal_gives_a_controlling_pty_and_console() {
         "{text:?} / {}",
         stderr(&out)
     );
+    Ok(())
 }
 
-#[test]
-fn without_newns_it_refuses_with_a_reason() {
-    if !root_or_skip() {
-        return;
-    }
+fn without_newns_it_refuses_with_a_reason() -> Ran {
+    needs_root()?;
     let config = with_field(seed(), "namespaces", r#"["NEWPID","NEWUTS"]"#);
     let c = Container::new(&config);
     let out = c.run(&["true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("mount namespace"), "{}", stderr(&out));
+    Ok(())
 }
 
-#[test]
-fn newuser_is_not_supported_yet() {
-    if !root_or_skip() {
-        return;
-    }
+fn newuser_is_not_supported_yet() -> Ran {
+    needs_root()?;
     let config = with_field(seed(), "namespaces", r#"["NEWNS","NEWUTS","NEWUSER"]"#);
     let out = Container::new(&config).run(&["true"]);
     assert_eq!(out.status.code(), Some(125));
@@ -331,71 +322,24 @@ fn newuser_is_not_supported_yet() {
         "{}",
         stderr(&out)
     );
+    Ok(())
 }
 
-#[test]
-fn missing_container_json_names_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(NSINIT)
-        .current_dir(dir.path())
-        .args(["exec", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("./container.json"),
-        "{}",
-        stderr(&out)
-    );
-}
-
-#[test]
-fn bad_config_exits_125_naming_field_and_value() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("container.json"), r#"{"hostnme": "x"}"#).unwrap();
-    let out = std::process::Command::new(NSINIT)
-        .args(["-C", dir.path().to_str().unwrap(), "exec", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(125));
-    let err = stderr(&out);
-    assert!(
-        err.contains("container.json") && err.contains("hostnme") && err.contains("hostname"),
-        "{err}"
-    );
-}
-
-#[test]
-fn usage_errors_exit_2() {
-    let out = std::process::Command::new(NSINIT)
-        .arg("--bogus")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let out = std::process::Command::new(NSINIT).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-}
-
-#[test]
-fn container_json_symlink_is_not_followed() {
-    if !root_or_skip() {
-        return;
-    }
+fn container_json_symlink_is_not_followed() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     std::fs::remove_file(c.file("container.json")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", c.file("container.json")).unwrap();
     let out = c.run(&["true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("symlink"), "{}", stderr(&out));
+    Ok(())
 }
 
 /// CVE-2021-30465 class: a mount target that is a symlink pointing out of the rootfs must
 /// not redirect the mount onto the host.
-#[test]
-fn symlinked_mount_target_is_refused_and_nothing_leaks_to_the_host() {
-    if !root_or_skip() {
-        return;
-    }
+fn symlinked_mount_target_is_refused_and_nothing_leaks_to_the_host() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     let outside = tempfile::tempdir().unwrap();
     std::fs::remove_dir(c.file("proc")).unwrap();
@@ -411,13 +355,11 @@ fn symlinked_mount_target_is_refused_and_nothing_leaks_to_the_host() {
         "{mounts}"
     );
     assert!(!c.file(".nspid").exists());
+    Ok(())
 }
 
-#[test]
-fn setup_failure_leaves_no_process_and_no_nspid() {
-    if !root_or_skip() {
-        return;
-    }
+fn setup_failure_leaves_no_process_and_no_nspid() -> Ran {
+    needs_root()?;
     let c = Container::new(seed());
     std::fs::remove_dir(c.file("sys")).unwrap();
     std::fs::write(c.file("sys"), "a file where /sys should be").unwrap();
@@ -426,4 +368,5 @@ fn setup_failure_leaves_no_process_and_no_nspid() {
     assert!(stderr(&out).contains("/sys"), "{}", stderr(&out));
     assert!(!c.file(".nspid").exists());
     assert!(!state_file(c.path()).exists(), "no state file left");
+    Ok(())
 }

@@ -5,6 +5,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use fixtures::harness::{Ran, Trial};
+
 /// The nsinit binary under test.
 pub const NSINIT: &str = env!("CARGO_BIN_EXE_nsinit");
 
@@ -13,13 +15,9 @@ pub fn seed() -> &'static str {
     fixtures::config("seed-no-net-cgroups").expect("fixture seed-no-net-cgroups")
 }
 
-/// Whether this test can run: root is needed for namespaces. Prints why when not.
-pub fn root_or_skip() -> bool {
-    let root = nix::unistd::Uid::effective().is_root();
-    if !root {
-        eprintln!("skipped: this test needs root (namespaces, mounts)");
-    }
-    root
+/// Skip unless root: a container needs namespaces and mounts.
+pub fn needs_root() -> Ran {
+    fixtures::harness::needs_root("namespaces, mounts")
 }
 
 /// A template busybox rootfs, built once per test binary.

@@ -504,3 +504,30 @@ pub fn kill_tree(root: i32) {
     }
     send_signal(root, libc::SIGKILL);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the text and field number, a field or nothing, never a panic.
+        #[test]
+        fn any_text_gives_a_field_or_nothing(text in any::<String>(), n in 0..64usize) {
+            let _ = stat_field(&text, n);
+        }
+
+        /// In a line the kernel could print (any command name but NUL, at most 15 bytes, in
+        /// parentheses), field `n` is the `n`th, for every field after the name.
+        #[test]
+        fn every_field_after_the_name_is_found(
+            comm in "[^\\u{0}]{0,15}",
+            fields in proptest::collection::vec(any::<i64>().prop_map(|n| n.to_string()), 50),
+        ) {
+            let line = format!("4242 ({comm}) {}\n", fields.join(" "));
+            for (i, field) in fields.iter().enumerate() {
+                prop_assert_eq!(stat_field(&line, i + 3), Some(field.as_str()));
+            }
+        }
+    }
+}

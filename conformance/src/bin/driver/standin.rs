@@ -5,49 +5,39 @@
 //! A network namespace belongs to a thread: [`on_stand_in`] runs its work on a thread of its
 //! own that leaves for a new namespace, and every process that thread starts (nsinit, its
 //! joins) starts there. The namespace goes with the thread, and the kernel deletes whatever
-//! veths are still in it. Setup is a few ioctls and the link listing one netlink dump: no `ip`
-//! command, so the same code works on any host and in the VM's busybox guest.
+//! veths are still in it. Setup and the link listing are a few rtnetlink requests, made with
+//! `netlink-packet-route` and `netlink-sys` as nsinit makes its own: no `ip` command, so the
+//! same code works on any host and in the VM's busybox guest.
 
-use std::ffi::CStr;
 use std::io;
 use std::marker::PhantomData;
-use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 
 /// The seed's bridge.
 pub const BRIDGE: &str = "docker0";
 /// The seed's gateway, held by the bridge.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(172, 17, 42, 1);
 /// The prefix length of the seed's network, 172.17.0.0/16.
-const PREFIX: u32 = 16;
-
-/// `SIOCBRADDBR` from `<linux/sockios.h>`: create a bridge named by the argument.
-const SIOCBRADDBR: libc::c_ulong = 0x89a0;
-
-/// The netlink constants of `<linux/netlink.h>` and `<linux/if_link.h>` the dump uses.
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 0x2;
-const NLMSG_DONE: u16 = 0x3;
-const NLMSG_HDRLEN: usize = 16;
-const IFINFOMSG_LEN: usize = 16;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_MTU: u16 = 4;
-const IFLA_MASTER: u16 = 10;
-const IFLA_LINKINFO: u16 = 18;
-const IFLA_INFO_KIND: u16 = 1;
-/// Attribute types carry flag bits above these.
-const NLA_TYPE_MASK: u16 = 0x3fff;
+const PREFIX: u8 = 16;
 
 /// One network interface of the stand-in host, as its netlink dump describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Link {
-    pub index: i32,
+    pub index: u32,
     pub name: String,
     pub mtu: u32,
     pub up: bool,
     /// The index of the bridge (or other master) it is a port of.
-    pub master: Option<i32>,
+    pub master: Option<u32>,
     /// `veth`, `bridge`, ...; `None` for a device without link info (`lo`).
     pub kind: Option<String>,
 }
@@ -106,18 +96,21 @@ impl StandIn {
                 "unshare(CLONE_NEWNET) left this thread in {before}"
             ));
         }
-        let socket = Socket::new(libc::AF_INET, libc::SOCK_DGRAM, 0)
-            .map_err(|e| format!("open an inet socket in the stand-in host: {e}"))?;
+        let mut rtnl =
+            Rtnl::open().map_err(|e| format!("open a netlink socket in the stand-in host: {e}"))?;
         let step = |what: &str, result: io::Result<()>| {
             result.map_err(|e| format!("stand-in host: {what}: {e}"))
         };
-        step("set lo up", set_up(&socket, "lo"))?;
-        step(&format!("create the bridge {BRIDGE}"), add_bridge(&socket))?;
+        step("set lo up", rtnl.set_up("lo"))?;
+        step(
+            &format!("create the bridge {BRIDGE}"),
+            rtnl.add_bridge(BRIDGE),
+        )?;
         step(
             &format!("give {BRIDGE} {GATEWAY}/{PREFIX}"),
-            set_address(&socket, BRIDGE, GATEWAY, PREFIX),
+            rtnl.add_address(BRIDGE, GATEWAY, PREFIX),
         )?;
-        step(&format!("set {BRIDGE} up"), set_up(&socket, BRIDGE))?;
+        step(&format!("set {BRIDGE} up"), rtnl.set_up(BRIDGE))?;
         Ok(StandIn {
             _thread_bound: PhantomData,
         })
@@ -125,7 +118,9 @@ impl StandIn {
 
     /// Every link of the stand-in host.
     pub fn links(&self) -> Result<Vec<Link>, String> {
-        dump_links().map_err(|e| format!("list the stand-in host's links: {e}"))
+        Rtnl::open()
+            .and_then(|mut rtnl| rtnl.links())
+            .map_err(|e| format!("list the stand-in host's links: {e}"))
     }
 
     /// The veths whose master is the bridge.
@@ -159,196 +154,181 @@ fn own_netns() -> io::Result<String> {
         .into_owned())
 }
 
-struct Socket(OwnedFd);
+/// A `NETLINK_ROUTE` socket in the namespace of the thread that opened it.
+struct Rtnl {
+    socket: Socket,
+    sequence: u32,
+}
 
-impl Socket {
-    fn new(domain: i32, kind: i32, protocol: i32) -> io::Result<Socket> {
-        // SAFETY: plain socket creation; on success the fd is ours alone.
-        let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd and nothing else owns it.
-        Ok(Socket(unsafe { OwnedFd::from_raw_fd(fd) }))
+impl Rtnl {
+    fn open() -> io::Result<Rtnl> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        Ok(Rtnl {
+            socket,
+            sequence: 0,
+        })
     }
 
-    /// `ioctl(fd, request, arg)` for requests that take a pointer to memory we own.
-    fn ioctl<T>(&self, request: libc::c_ulong, arg: *mut T) -> io::Result<()> {
-        // SAFETY: callers pass a pointer to a live value of the type `request` reads or
-        // writes (an ifreq, or a NUL-terminated name for SIOCBRADDBR).
-        if unsafe { libc::ioctl(self.0.as_raw_fd(), request, arg) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+    /// `ip link set NAME up`.
+    fn set_up(&mut self, name: &str) -> io::Result<()> {
+        let mut link = link_named(name);
+        link.header.flags = LinkFlags::Up;
+        link.header.change_mask = LinkFlags::Up;
+        self.request(RouteNetlinkMessage::SetLink(link), 0)
+            .map(drop)
     }
-}
 
-fn ifreq(name: &str) -> libc::ifreq {
-    // SAFETY: ifreq is plain old data (a name and a union of integers and sockaddrs), for
-    // which all zeroes is a valid value.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in request
-        .ifr_name
-        .iter_mut()
-        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
-    {
-        *dst = src as libc::c_char;
+    /// `ip link add name NAME type bridge`.
+    fn add_bridge(&mut self, name: &str) -> io::Result<()> {
+        let mut link = link_named(name);
+        link.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        let flags = NLM_F_CREATE | NLM_F_EXCL;
+        self.request(RouteNetlinkMessage::NewLink(link), flags)
+            .map(drop)
     }
-    request
-}
 
-fn set_up(socket: &Socket, name: &str) -> io::Result<()> {
-    let mut request = ifreq(name);
-    socket.ioctl(libc::SIOCGIFFLAGS, &mut request)?;
-    // SAFETY: SIOCGIFFLAGS filled the flags member of the union, which we read and update.
-    unsafe { request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-    socket.ioctl(libc::SIOCSIFFLAGS, &mut request)
-}
-
-fn add_bridge(socket: &Socket) -> io::Result<()> {
-    let mut name = [0u8; libc::IFNAMSIZ];
-    name[..BRIDGE.len()].copy_from_slice(BRIDGE.as_bytes());
-    socket.ioctl(SIOCBRADDBR, name.as_mut_ptr())
-}
-
-fn set_address(socket: &Socket, name: &str, address: Ipv4Addr, prefix: u32) -> io::Result<()> {
-    let inet = |address: Ipv4Addr| {
-        // SAFETY: sockaddr_in is plain old data; all zeroes is valid.
-        let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        sin.sin_family = libc::AF_INET as libc::sa_family_t;
-        sin.sin_addr.s_addr = u32::from(address).to_be();
-        // SAFETY: sockaddr_in and sockaddr have the same size on Linux; the kernel reads the
-        // family first and then the address as sockaddr_in.
-        unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
-    };
-    let mut request = ifreq(name);
-    request.ifr_ifru.ifru_addr = inet(address);
-    socket.ioctl(libc::SIOCSIFADDR, &mut request)?;
-    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
-    let mut request = ifreq(name);
-    request.ifr_ifru.ifru_netmask = inet(Ipv4Addr::from(mask));
-    socket.ioctl(libc::SIOCSIFNETMASK, &mut request)
-}
-
-/// Every link of the calling thread's network namespace: one `RTM_GETLINK` dump.
-fn dump_links() -> io::Result<Vec<Link>> {
-    let socket = Socket::new(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
-    // nlmsghdr (length, type, flags, sequence, port) and an all-zero ifinfomsg (any family).
-    let mut request = Vec::with_capacity(NLMSG_HDRLEN + IFINFOMSG_LEN);
-    request.extend_from_slice(&((NLMSG_HDRLEN + IFINFOMSG_LEN) as u32).to_ne_bytes());
-    request.extend_from_slice(&libc::RTM_GETLINK.to_ne_bytes());
-    request.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    request.extend_from_slice(&1u32.to_ne_bytes());
-    request.extend_from_slice(&0u32.to_ne_bytes());
-    request.extend_from_slice(&[0; IFINFOMSG_LEN]);
-    // SAFETY: the buffer is live and its length is passed; the kernel only reads it.
-    let sent = unsafe {
-        libc::send(
-            socket.0.as_raw_fd(),
-            request.as_ptr().cast(),
-            request.len(),
-            0,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
+    /// `ip addr add ADDRESS/PREFIX dev NAME`.
+    fn add_address(&mut self, name: &str, address: Ipv4Addr, prefix: u8) -> io::Result<()> {
+        let index = self.index_of(name)?;
+        let mut message = AddressMessage::default();
+        message.header.family = AddressFamily::Inet;
+        message.header.prefix_len = prefix;
+        message.header.index = index;
+        message.attributes = vec![
+            AddressAttribute::Local(IpAddr::V4(address)),
+            AddressAttribute::Address(IpAddr::V4(address)),
+        ];
+        let flags = NLM_F_CREATE | NLM_F_EXCL;
+        self.request(RouteNetlinkMessage::NewAddress(message), flags)
+            .map(drop)
     }
-    let mut links = Vec::new();
-    let mut buffer = vec![0u8; 32 * 1024];
-    loop {
-        // SAFETY: the kernel writes at most `buffer.len()` bytes into the buffer we own.
-        let received = unsafe {
-            libc::recv(
-                socket.0.as_raw_fd(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                0,
-            )
+
+    /// The index of the link `name`.
+    fn index_of(&mut self, name: &str) -> io::Result<u32> {
+        let replies = self.request(RouteNetlinkMessage::GetLink(link_named(name)), 0)?;
+        replies
+            .iter()
+            .find_map(|reply| match reply {
+                RouteNetlinkMessage::NewLink(link) => Some(link.header.index),
+                _ => None,
+            })
+            .ok_or_else(|| io::Error::other(format!("the kernel did not describe {name}")))
+    }
+
+    /// Every link of the socket's namespace: one `RTM_GETLINK` dump.
+    fn links(&mut self) -> io::Result<Vec<Link>> {
+        let dump = RouteNetlinkMessage::GetLink(LinkMessage::default());
+        let replies = self.request(dump, NLM_F_DUMP)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewLink(link) => Some(describe(&link)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Send one request and gather the kernel's replies up to its acknowledgement (or the end
+    /// of a dump); a refusal is its errno. Every request but a dump asks for the
+    /// acknowledgement: without it a `get` is answered by its reply alone, and this would wait.
+    fn request(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        self.sequence += 1;
+        let end = if flags & NLM_F_DUMP == NLM_F_DUMP {
+            0
+        } else {
+            NLM_F_ACK
         };
-        if received < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | end | flags;
+        header.sequence_number = self.sequence;
+        let mut request = NetlinkMessage::new(header, message.into());
+        request.finalize();
+        let mut bytes = vec![0; request.buffer_len()];
+        request.serialize(&mut bytes);
+        self.socket.send(&bytes, 0)?;
+
+        let mut replies = Vec::new();
+        loop {
+            let (datagram, _) = self.socket.recv_from_full()?;
+            for message in messages(&datagram)? {
+                if message.header.sequence_number != self.sequence {
+                    continue;
+                }
+                match message.payload {
+                    NetlinkPayload::InnerMessage(reply) => replies.push(reply),
+                    NetlinkPayload::Done(_) => return Ok(replies),
+                    NetlinkPayload::Error(error) => {
+                        return match error.code {
+                            None => Ok(replies),
+                            Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                        }
+                    }
+                    _ => {}
+                }
             }
-            return Err(e);
-        }
-        if parse_messages(&buffer[..received as usize], &mut links)? {
-            return Ok(links);
         }
     }
 }
 
-/// Parse one datagram of the dump into `links`; returns whether the dump is done.
-fn parse_messages(mut data: &[u8], links: &mut Vec<Link>) -> io::Result<bool> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    while data.len() >= NLMSG_HDRLEN {
-        let length = u32::from_ne_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
-        let kind = u16::from_ne_bytes(data[4..6].try_into().expect("2 bytes"));
-        if length < NLMSG_HDRLEN || length > data.len() {
-            return Err(bad("a netlink message overruns its datagram"));
-        }
-        let body = &data[NLMSG_HDRLEN..length];
-        match kind {
-            NLMSG_DONE => return Ok(true),
-            NLMSG_ERROR => {
-                let errno = body
-                    .get(..4)
-                    .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
-                    .unwrap_or(0);
-                return Err(io::Error::from_raw_os_error(-errno));
-            }
-            libc::RTM_NEWLINK => links.push(parse_link(body).ok_or_else(|| bad("a short link"))?),
-            _ => {}
-        }
-        data = &data[align(length).min(data.len())..];
-    }
-    Ok(false)
+fn link_named(name: &str) -> LinkMessage {
+    let mut link = LinkMessage::default();
+    link.attributes.push(LinkAttribute::IfName(name.into()));
+    link
 }
 
-/// One `RTM_NEWLINK` body: ifinfomsg, then attributes.
-fn parse_link(body: &[u8]) -> Option<Link> {
-    let index = i32::from_ne_bytes(body.get(4..8)?.try_into().ok()?);
-    let flags = u32::from_ne_bytes(body.get(8..12)?.try_into().ok()?);
-    let mut link = Link {
-        index,
-        up: flags & libc::IFF_UP as u32 != 0,
+/// The netlink messages of one datagram.
+fn messages(mut datagram: &[u8]) -> io::Result<Vec<NetlinkMessage<RouteNetlinkMessage>>> {
+    let mut messages = Vec::new();
+    while datagram.len() >= NLMSG_HDRLEN {
+        let length = u32::from_ne_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]);
+        let length = length as usize;
+        if length < NLMSG_HDRLEN || length > datagram.len() {
+            return Err(io::Error::other("a netlink message overruns its datagram"));
+        }
+        let message = NetlinkMessage::deserialize(&datagram[..length])
+            .map_err(|e| io::Error::other(format!("an undecodable netlink message: {e}")))?;
+        messages.push(message);
+        datagram = datagram.get(align(length)..).unwrap_or_default();
+    }
+    Ok(messages)
+}
+
+/// One link as the dump describes it.
+fn describe(link: &LinkMessage) -> Link {
+    let mut described = Link {
+        index: link.header.index,
+        up: link.header.flags.contains(LinkFlags::Up),
         ..Link::default()
     };
-    for (kind, value) in attributes(body.get(IFINFOMSG_LEN..)?) {
-        let number = || Some(u32::from_ne_bytes(value.get(..4)?.try_into().ok()?));
-        match kind {
-            IFLA_IFNAME => link.name = c_string(value),
-            IFLA_MTU => link.mtu = number()?,
-            IFLA_MASTER => link.master = Some(number()? as i32),
-            IFLA_LINKINFO => {
-                link.kind = attributes(value)
-                    .find(|&(kind, _)| kind == IFLA_INFO_KIND)
-                    .map(|(_, kind)| c_string(kind));
+    for attribute in &link.attributes {
+        match attribute {
+            LinkAttribute::IfName(name) => described.name = name.clone(),
+            LinkAttribute::Mtu(mtu) => described.mtu = *mtu,
+            LinkAttribute::Controller(master) => described.master = Some(*master),
+            LinkAttribute::LinkInfo(infos) => {
+                described.kind = infos.iter().find_map(|info| match info {
+                    LinkInfo::Kind(kind) => Some(kind.to_string()),
+                    _ => None,
+                });
             }
             _ => {}
         }
     }
-    Some(link)
+    described
 }
 
-/// The `(type, value)` pairs of a run of netlink attributes.
-fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let length = usize::from(u16::from_ne_bytes(data.get(0..2)?.try_into().ok()?));
-        let kind = u16::from_ne_bytes(data.get(2..4)?.try_into().ok()?) & NLA_TYPE_MASK;
-        let value = data.get(4..length)?;
-        data = data.get(align(length)..).unwrap_or(&[]);
-        Some((kind, value))
-    })
-}
+/// `sizeof(struct nlmsghdr)`.
+const NLMSG_HDRLEN: usize = 16;
 
-fn c_string(bytes: &[u8]) -> String {
-    CStr::from_bytes_until_nul(bytes)
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned())
-}
-
-/// Netlink messages and attributes are 4-byte aligned.
+/// Netlink messages are 4-byte aligned.
 fn align(length: usize) -> usize {
     (length + 3) & !3
 }
@@ -357,30 +337,36 @@ fn align(length: usize) -> usize {
 mod tests {
     use super::*;
 
-    /// One attribute as the kernel lays it out, padded.
-    fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
-        let mut bytes = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
-        bytes.extend_from_slice(&kind.to_ne_bytes());
-        bytes.extend_from_slice(value);
-        bytes.resize(align(bytes.len()), 0);
+    /// A datagram as the kernel sends it: the messages one after the other, each padded.
+    fn datagram(payloads: Vec<NetlinkPayload<RouteNetlinkMessage>>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for payload in payloads {
+            let mut message = NetlinkMessage::new(NetlinkHeader::default(), payload);
+            message.finalize();
+            let start = bytes.len();
+            bytes.resize(start + message.buffer_len(), 0);
+            message.serialize(&mut bytes[start..]);
+            bytes.resize(align(bytes.len()), 0);
+        }
         bytes
     }
 
+    fn veth() -> LinkMessage {
+        let mut link = link_named("veth1abc");
+        link.header.index = 7;
+        link.header.flags = LinkFlags::Up | LinkFlags::Broadcast;
+        link.attributes.extend([
+            LinkAttribute::Mtu(1400),
+            LinkAttribute::Controller(3),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+        ]);
+        link
+    }
+
     #[test]
-    fn a_link_message_decodes_name_mtu_master_and_kind() {
-        let mut body = vec![0u8; IFINFOMSG_LEN];
-        body[4..8].copy_from_slice(&7i32.to_ne_bytes());
-        body[8..12].copy_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
-        body.extend(attribute(IFLA_IFNAME, b"veth1abc\0"));
-        body.extend(attribute(IFLA_MTU, &1400u32.to_ne_bytes()));
-        body.extend(attribute(IFLA_MASTER, &3u32.to_ne_bytes()));
-        body.extend(attribute(
-            IFLA_LINKINFO,
-            &attribute(IFLA_INFO_KIND, b"veth"),
-        ));
-        let link = parse_link(&body).unwrap();
+    fn a_link_message_is_described_by_name_mtu_master_and_kind() {
         assert_eq!(
-            link,
+            describe(&veth()),
             Link {
                 index: 7,
                 name: "veth1abc".into(),
@@ -390,18 +376,42 @@ mod tests {
                 kind: Some("veth".into()),
             }
         );
+        let lo = describe(&link_named("lo"));
+        assert_eq!((lo.kind, lo.master, lo.up), (None, None, false));
     }
 
     #[test]
-    fn a_dump_ends_at_done_and_reports_errors() {
-        let mut done = ((NLMSG_HDRLEN + 4) as u32).to_ne_bytes().to_vec();
-        done.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
-        done.resize(NLMSG_HDRLEN + 4, 0);
-        assert!(parse_messages(&done, &mut Vec::new()).unwrap());
-        let mut error = done.clone();
-        error[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
-        error[NLMSG_HDRLEN..].copy_from_slice(&(-libc::EPERM).to_ne_bytes());
-        let e = parse_messages(&error, &mut Vec::new()).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+    fn a_datagram_splits_into_its_messages() {
+        let links = [veth(), link_named("lo")];
+        let bytes = datagram(
+            links
+                .iter()
+                .map(|link| RouteNetlinkMessage::NewLink(link.clone()).into())
+                .collect(),
+        );
+        let parsed: Vec<_> = messages(&bytes)
+            .unwrap()
+            .into_iter()
+            .map(|message| message.payload)
+            .collect();
+        assert_eq!(
+            parsed,
+            links.map(|link| NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)))
+        );
+    }
+
+    #[test]
+    fn a_message_that_overruns_its_datagram_is_an_error() {
+        let mut bytes = datagram(vec![RouteNetlinkMessage::NewLink(veth()).into()]);
+        bytes[0] += 4;
+        assert!(messages(&bytes).is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, splitting them never panics.
+        #[test]
+        fn any_datagram_splits_or_is_refused(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = messages(&bytes);
+        }
     }
 }
