@@ -28,6 +28,15 @@ impl Fixture {
         }
     }
 
+    /// `--rootfs alpine|busybox`, Alpine when not given.
+    pub fn from_args(args: &mut Args) -> Result<Fixture> {
+        match args.value("--rootfs")? {
+            None => Ok(Fixture::Alpine),
+            Some(text) => Fixture::parse(&text)
+                .ok_or_else(|| anyhow!("--rootfs {text}: expected alpine or busybox")),
+        }
+    }
+
     /// How reports name it: `alpine 3.23.6`, `busybox`.
     pub fn label(self) -> String {
         match self {
@@ -46,6 +55,43 @@ impl Fixture {
                 fixtures::build_busybox_rootfs(dir, &prereqs::busybox()?)
                     .with_context(|| format!("build the busybox tree in {}", dir.display()))
             }
+        }
+    }
+}
+
+/// The containers' rootfs of the conformance suite: `--rootfs-tar PATH`, else `--rootfs`.
+#[derive(Debug)]
+pub enum SuiteRootfs {
+    Fixture(Fixture),
+    Tarball(PathBuf),
+}
+
+impl SuiteRootfs {
+    pub fn from_args(args: &mut Args) -> Result<SuiteRootfs> {
+        let fixture = Fixture::from_args(args)?;
+        Ok(match args.value("--rootfs-tar")? {
+            Some(tar) => SuiteRootfs::Tarball(tar.into()),
+            None => SuiteRootfs::Fixture(fixture),
+        })
+    }
+
+    /// The tarball the driver unpacks, or `None` for the busybox tree it builds itself.
+    pub fn tarball(&self) -> Result<Option<PathBuf>> {
+        match self {
+            SuiteRootfs::Fixture(Fixture::Alpine) => alpine_tarball().map(Some),
+            SuiteRootfs::Fixture(Fixture::Busybox) => Ok(None),
+            SuiteRootfs::Tarball(tar) => Ok(Some(tar.clone())),
+        }
+    }
+
+    /// `alpine 3.23.6`, `busybox`, `tarball NAME`.
+    pub fn label(&self) -> String {
+        match self {
+            SuiteRootfs::Fixture(fixture) => fixture.label(),
+            SuiteRootfs::Tarball(tar) => format!(
+                "tarball {}",
+                tar.file_name().unwrap_or(tar.as_os_str()).to_string_lossy()
+            ),
         }
     }
 }
