@@ -213,6 +213,13 @@ fn run_in(
     for name in &hygiene {
         tally.report(name, &hygiene_verdict(name, workspace, host));
     }
+    say(&format!(
+        "# {} cases: {:.1} s copying the template, {:.1} s running nsinit, {:.1} s removing case directories",
+        cases.len(),
+        tally.copying.as_secs_f64(),
+        tally.running.as_secs_f64(),
+        tally.removing.as_secs_f64()
+    ));
     say(&format!("{} passed, {} failed", tally.passed, tally.failed));
     Ok(tally.failed == 0)
 }
@@ -265,6 +272,12 @@ fn build_template(
 struct Tally {
     passed: usize,
     failed: usize,
+    /// Time spent copying the template into case directories.
+    copying: Duration,
+    /// Time spent running nsinit (cases and scenarios).
+    running: Duration,
+    /// Time spent removing case directories.
+    removing: Duration,
 }
 
 impl Tally {
@@ -294,16 +307,22 @@ fn run_case(
     timeout: Duration,
     tally: &mut Tally,
 ) {
+    let started = Instant::now();
     let evidence = match workspace.case_dir(index, case) {
         Ok(dir) => {
+            tally.copying += started.elapsed();
+            let started = Instant::now();
             let evidence = match &case.scenario {
                 None => Evidence::Run(harness::run_nsinit(nsinit, &dir, case, timeout)),
                 // The stage goes (killing what it adopted) before the directory does.
                 Some(play) => Evidence::Findings(play(&mut Stage::new(nsinit, &dir, timeout))),
             };
+            tally.running += started.elapsed();
+            let started = Instant::now();
             if let Err(e) = workspace.remove_case_dir(&dir) {
                 say(&format!("# warning: remove {}: {e}", dir.display()));
             }
+            tally.removing += started.elapsed();
             evidence
         }
         Err(e) => Evidence::Run(Run::not_run(
