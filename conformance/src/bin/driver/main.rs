@@ -157,6 +157,9 @@ fn run_in(
     let started = Instant::now();
     let probe = binaries.as_ref().map(|(_, probe)| probe.as_path());
     let source = build_template(workspace, &options.rootfs, probe)?;
+    workspace
+        .template_done()
+        .map_err(|e| format!("read the template: {e}"))?;
     let ready = started.elapsed();
     let alpine = alpine::Alpine::read(&workspace.template);
 
