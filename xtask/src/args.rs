@@ -59,6 +59,12 @@ impl Args {
         }
     }
 
+    /// Removes and returns the first argument that is not an option (`alpine`, a directory).
+    pub fn positional(&mut self) -> Option<String> {
+        let at = self.rest.iter().position(|arg| !arg.starts_with('-'))?;
+        Some(self.rest.remove(at))
+    }
+
     /// Fails on anything not taken yet.
     pub fn finish(self) -> Result<()> {
         match self.rest.first() {
@@ -97,6 +103,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(error, "--timeout soon: expected seconds");
+    }
+
+    #[test]
+    fn positionals_are_taken_in_order_around_options() {
+        let mut a = args(&["alpine", "--keep", "/tmp/a"]);
+        assert_eq!(a.positional().as_deref(), Some("alpine"));
+        assert_eq!(a.positional().as_deref(), Some("/tmp/a"));
+        assert_eq!(a.positional(), None);
+        assert!(a.flag("--keep"));
+        a.finish().unwrap();
     }
 
     #[test]

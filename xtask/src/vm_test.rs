@@ -10,6 +10,7 @@ use vm::suite::Plan;
 use crate::args::Args;
 use crate::cargo::{build_static, target_dir};
 use crate::prereqs;
+use crate::rootfs::SuiteRootfs;
 
 /// Each boot is killed after this long unless `--timeout` says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(150);
@@ -37,7 +38,7 @@ pub fn run(mut args: Args) -> Result<()> {
         Some(other) => bail!("--machine {other}: expected microvm or q35"),
     };
     let kernel = args.value("--kernel")?.map(Into::into);
-    let rootfs_tar = args.value("--rootfs-tar")?.map(Into::into);
+    let rootfs = SuiteRootfs::from_args(&mut args)?;
     let filter = args.value("--filter")?;
     let keep = args.flag("--keep");
     // Hidden, for testing the harness itself: a shell command to run instead of the driver.
@@ -46,6 +47,7 @@ pub fn run(mut args: Args) -> Result<()> {
 
     let start = Instant::now();
     prereqs::ensure(&[prereqs::QEMU, prereqs::BUSYBOX])?;
+    let rootfs_tar = rootfs.tarball()?;
     let binaries = build_static()?;
     let target = target_dir();
     let plan = Plan {
@@ -58,6 +60,7 @@ pub fn run(mut args: Args) -> Result<()> {
         probe: binaries.probe,
         init: binaries.guest_init,
         rootfs_tar,
+        rootfs_label: rootfs.label(),
         filter,
         guest_command,
         cgroups,

@@ -20,17 +20,18 @@ pub fn needs_root() -> Ran {
     fixtures::harness::needs_root("namespaces, mounts")
 }
 
-/// A template busybox rootfs, built once per test binary.
-fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    TEMPLATE
+/// A template busybox rootfs, built and read once per test binary.
+fn template() -> &'static fixtures::Template {
+    static TEMPLATE: OnceLock<(tempfile::TempDir, fixtures::Template)> = OnceLock::new();
+    &TEMPLATE
         .get_or_init(|| {
             let busybox = fixtures::find_busybox().unwrap_or_else(|e| panic!("{e}"));
             let dir = tempfile::tempdir().expect("temp dir");
             fixtures::build_busybox_rootfs(dir.path(), &busybox).expect("build busybox rootfs");
-            dir
+            let template = fixtures::Template::read(dir.path()).expect("read the rootfs");
+            (dir, template)
         })
-        .path()
+        .1
 }
 
 /// A container directory of its own: a copy of the busybox rootfs plus a container.json.
@@ -41,7 +42,7 @@ pub struct Container {
 impl Container {
     pub fn new(config: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        fixtures::copy_rootfs(template(), dir.path()).expect("copy rootfs");
+        template().copy_to(dir.path()).expect("copy rootfs");
         std::fs::write(dir.path().join("container.json"), config).expect("write container.json");
         Container { dir }
     }

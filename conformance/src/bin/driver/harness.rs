@@ -136,6 +136,8 @@ impl Run {
 pub struct Workspace {
     pub root: PathBuf,
     pub template: PathBuf,
+    /// The template as read once it is complete ([`Workspace::template_done`]), for copying.
+    copies: Option<fixtures::Template>,
     /// Whether the driver created `root` and removes it at the end.
     owns_root: bool,
     /// Mounts found under case directories after their run, detached by the driver.
@@ -165,10 +167,17 @@ impl Workspace {
         Ok(Workspace {
             root,
             template,
+            copies: None,
             owns_root,
             leftover_mounts: Vec::new(),
             leftover_state: Vec::new(),
         })
+    }
+
+    /// The template is complete: read it once for the copies of every case.
+    pub fn template_done(&mut self) -> io::Result<()> {
+        self.copies = Some(fixtures::Template::read(&self.template)?);
+        Ok(())
     }
 
     /// A fresh copy of the template for `case`, with its `container.json`, marker and files.
@@ -177,7 +186,10 @@ impl Workspace {
         if dir.exists() {
             fs::remove_dir_all(&dir)?;
         }
-        fixtures::copy_rootfs(&self.template, &dir)?;
+        match &self.copies {
+            Some(template) => template.copy_to(&dir)?,
+            None => fixtures::copy_rootfs(&self.template, &dir)?,
+        }
         match &case.config {
             ConfigFile::Fixture(name) => {
                 let text = fixtures::config(name).ok_or_else(|| {
@@ -212,7 +224,10 @@ impl Workspace {
             self.leftover_state
                 .push(format!("{} (for {})", path.display(), dir.display()));
         }
-        fs::remove_dir_all(dir)
+        match &self.copies {
+            Some(template) if dir != template.root() => template.remove_copy(dir),
+            _ => fs::remove_dir_all(dir),
+        }
     }
 
     /// Remove the template, and the workspace itself if the driver created it.

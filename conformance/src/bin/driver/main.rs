@@ -6,6 +6,7 @@
 //! (`ok NAME` or `FAILED NAME: expected X, saw Y`), then `N passed, N failed`; exit 1 on any
 //! failure.
 
+mod alpine;
 mod cgroups;
 mod check;
 mod expect;
@@ -19,7 +20,7 @@ mod suite;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use check::{Evidence, Verdict};
 use harness::{Run, Workspace};
@@ -127,7 +128,43 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
 /// Run the suite; `Ok(true)` when every check passed.
 fn run(options: &Options) -> Result<bool, String> {
     let host = expect::Host::gather().map_err(|e| format!("look at the host: {e}"))?;
-    let mut cases = suite::cases(&host);
+    let mut workspace = Workspace::create(options.workdir.as_deref())
+        .map_err(|e| format!("create the workdir: {e}"))?;
+    let passed = run_in(&mut workspace, options, &host);
+    if let Err(e) = workspace.remove() {
+        eprintln!(
+            "nsinit-conformance: remove {}: {e}",
+            workspace.root.display()
+        );
+    }
+    passed
+}
+
+/// Build the template, then list or run the checks that apply to it.
+fn run_in(
+    workspace: &mut Workspace,
+    options: &Options,
+    host: &expect::Host,
+) -> Result<bool, String> {
+    // Listing needs the template (what it is decides the checks), not the binaries.
+    let binaries = match options.list {
+        true => None,
+        false => Some((
+            absolute(options.nsinit.as_deref(), "--nsinit")?,
+            absolute(options.probe.as_deref(), "--probe")?,
+        )),
+    };
+    let started = Instant::now();
+    let probe = binaries.as_ref().map(|(_, probe)| probe.as_path());
+    let source = build_template(workspace, &options.rootfs, probe)?;
+    workspace
+        .template_done()
+        .map_err(|e| format!("read the template: {e}"))?;
+    let ready = started.elapsed();
+    let alpine = alpine::Alpine::read(&workspace.template);
+
+    let mut cases = suite::cases(host);
+    cases.extend(alpine.iter().flat_map(alpine::cases));
     let wants = |name: &str| {
         options
             .filter
@@ -145,7 +182,7 @@ fn run(options: &Options) -> Result<bool, String> {
         .collect();
     let total = cases.iter().map(|c| c.checks.len()).sum::<usize>() + hygiene.len();
 
-    if options.list {
+    let Some((nsinit, _)) = binaries else {
         for case in &cases {
             for check in &case.checks {
                 println!("{}", check.name);
@@ -155,52 +192,39 @@ fn run(options: &Options) -> Result<bool, String> {
             println!("{name}");
         }
         return Ok(true);
-    }
+    };
     if total == 0 {
         return Err(format!(
             "no check matches --filter {}",
             options.filter.as_deref().unwrap_or("")
         ));
     }
-    let nsinit = absolute(options.nsinit.as_deref(), "--nsinit")?;
-    let probe = absolute(options.probe.as_deref(), "--probe")?;
-
-    let mut workspace = Workspace::create(options.workdir.as_deref())
-        .map_err(|e| format!("create the workdir: {e}"))?;
-    let built = build_template(&workspace, &options.rootfs, &probe);
-    let passed = match built {
-        Ok(description) => {
-            say(&format!(
-                "# {} in {}; rootfs: {description}",
-                count(total, "check"),
-                count(cases.len(), "case")
-            ));
-            let mut tally = Tally::default();
-            for (index, case) in cases.iter().enumerate() {
-                run_case(
-                    &mut workspace,
-                    index,
-                    case,
-                    &nsinit,
-                    options.timeout,
-                    &mut tally,
-                );
-            }
-            for name in &hygiene {
-                tally.report(name, &hygiene_verdict(name, &workspace, &host));
-            }
-            say(&format!("{} passed, {} failed", tally.passed, tally.failed));
-            Ok(tally.failed == 0)
-        }
-        Err(why) => Err(why),
+    let rootfs = match &alpine {
+        Some(alpine) => format!("{} ({source})", alpine.label()),
+        None => source,
     };
-    if let Err(e) = workspace.remove() {
-        eprintln!(
-            "nsinit-conformance: remove {}: {e}",
-            workspace.root.display()
-        );
+    say(&format!(
+        "# {} in {}; rootfs: {rootfs}, template ready in {} ms",
+        count(total, "check"),
+        count(cases.len(), "case"),
+        ready.as_millis()
+    ));
+    let mut tally = Tally::default();
+    for (index, case) in cases.iter().enumerate() {
+        run_case(workspace, index, case, &nsinit, options.timeout, &mut tally);
     }
-    passed
+    for name in &hygiene {
+        tally.report(name, &hygiene_verdict(name, workspace, host));
+    }
+    say(&format!(
+        "# {} cases: {:.1} s copying the template, {:.1} s running nsinit, {:.1} s removing case directories",
+        cases.len(),
+        tally.copying.as_secs_f64(),
+        tally.running.as_secs_f64(),
+        tally.removing.as_secs_f64()
+    ));
+    say(&format!("{} passed, {} failed", tally.passed, tally.failed));
+    Ok(tally.failed == 0)
 }
 
 fn absolute(path: Option<&Path>, flag: &str) -> Result<PathBuf, String> {
@@ -209,8 +233,13 @@ fn absolute(path: Option<&Path>, flag: &str) -> Result<PathBuf, String> {
         .map_err(|e| format!("{flag} {}: {e}", path.display()))
 }
 
-/// Build the template rootfs with the probe at `/probe`; returns what it was built from.
-fn build_template(workspace: &Workspace, rootfs: &Rootfs, probe: &Path) -> Result<String, String> {
+/// Build the template rootfs, with the probe at `/probe` when given; returns what it was built
+/// from.
+fn build_template(
+    workspace: &Workspace,
+    rootfs: &Rootfs,
+    probe: Option<&Path>,
+) -> Result<String, String> {
     let template = &workspace.template;
     let description = match rootfs {
         Rootfs::Busybox(path) => {
@@ -228,6 +257,9 @@ fn build_template(workspace: &Workspace, rootfs: &Rootfs, probe: &Path) -> Resul
             format!("tarball {}", tar.display())
         }
     };
+    let Some(probe) = probe else {
+        return Ok(description);
+    };
     fixtures::install_file(template, probe, "/probe", 0o755)
         .map_err(|e| format!("install the probe: {e}"))?;
     if !fixtures::is_static_executable(probe).unwrap_or(false) {
@@ -243,6 +275,12 @@ fn build_template(workspace: &Workspace, rootfs: &Rootfs, probe: &Path) -> Resul
 struct Tally {
     passed: usize,
     failed: usize,
+    /// Time spent copying the template into case directories.
+    copying: Duration,
+    /// Time spent running nsinit (cases and scenarios).
+    running: Duration,
+    /// Time spent removing case directories.
+    removing: Duration,
 }
 
 impl Tally {
@@ -272,16 +310,22 @@ fn run_case(
     timeout: Duration,
     tally: &mut Tally,
 ) {
+    let started = Instant::now();
     let evidence = match workspace.case_dir(index, case) {
         Ok(dir) => {
+            tally.copying += started.elapsed();
+            let started = Instant::now();
             let evidence = match &case.scenario {
                 None => Evidence::Run(harness::run_nsinit(nsinit, &dir, case, timeout)),
                 // The stage goes (killing what it adopted) before the directory does.
                 Some(play) => Evidence::Findings(play(&mut Stage::new(nsinit, &dir, timeout))),
             };
+            tally.running += started.elapsed();
+            let started = Instant::now();
             if let Err(e) = workspace.remove_case_dir(&dir) {
                 say(&format!("# warning: remove {}: {e}", dir.display()));
             }
+            tally.removing += started.elapsed();
             evidence
         }
         Err(e) => Evidence::Run(Run::not_run(

@@ -70,7 +70,7 @@ pub struct Case {
 }
 
 impl Case {
-    fn new(name: impl Into<String>, config: ConfigFile, command: &[&str]) -> Case {
+    pub fn new(name: impl Into<String>, config: ConfigFile, command: &[&str]) -> Case {
         Case {
             name: name.into(),
             config,
