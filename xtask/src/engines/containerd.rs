@@ -133,7 +133,6 @@ impl Containerd {
             self.dir.join("state"),
             self.dir.join("ctr-state"),
             self.dir.join("cri-state"),
-            self.fifo_dir(),
         ]
     }
 

@@ -129,6 +129,8 @@ pub fn run(mut args: Args) -> Result<()> {
 
         let mut state_dirs = vec![PathBuf::from("/run")];
         state_dirs.extend(podman.state_dirs());
+        // Not ctr's fifo directory: `ctr run -d` leaves its stdio fifos there until a
+        // `ctr task delete` it makes itself, which cannot happen once the shim is gone.
         state_dirs.extend(containerd.state_dirs());
         let places = Places {
             cgroup_mounts: &cgroup_mounts,

@@ -66,10 +66,10 @@ impl Pty {
         Ok(())
     }
 
-    /// Starts `command` with the slave as its stdio and controlling terminal; the slave is then
-    /// closed here, so the master reads end-of-file (EIO) once the command and its children
-    /// let go of it.
-    pub fn spawn(&mut self, command: &mut Command) -> Result<Child> {
+    /// Starts `command` with the slave as its stdio and controlling terminal; the slave (and
+    /// the command, which holds copies of it) are then closed here, so the master reads
+    /// end-of-file (EIO) once the command and its children let go of it.
+    pub fn spawn(&mut self, mut command: Command) -> Result<Child> {
         let Some(slave) = self.slave.take() else {
             bail!("this pty has been used already");
         };
@@ -89,6 +89,7 @@ impl Pty {
             });
         }
         let child = command.spawn().context("start the command on the pty")?;
+        drop(command);
         drop(slave);
         Ok(child)
     }
@@ -149,10 +150,14 @@ mod tests {
     fn a_command_sees_the_size_and_its_resize() {
         let mut pty = Pty::open(24, 80).unwrap();
         let mut child = pty
-            .spawn(Command::new("sh").args([
+            .spawn({
+                let mut sh = Command::new("sh");
+                sh.args([
                 "-c",
                 "stty size; i=0; while [ \"$(stty size)\" = '24 80' ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; stty size",
-            ]))
+                ]);
+                sh
+            })
             .unwrap();
         assert!(pty.read_until("24 80", Duration::from_secs(10)), "{}", pty.seen);
         pty.resize(40, 100).unwrap();

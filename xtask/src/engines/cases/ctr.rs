@@ -219,12 +219,11 @@ fn terminal(ctx: &Ctx) -> Result<String> {
     let id = ctx.ctr_id("tty");
     ctx.note_id(&id);
     let mut pty = Pty::open(24, 80)?;
-    let mut command = ctx.ctr_run_command(
-        &id,
-        &["--rm", "-t"],
-        &["sh", "-c", "stty size; tty; exit 4"],
-    );
-    let mut child = pty.spawn(&mut command)?;
+    // ctr sizes the console from its terminal just after the start: wait for a size.
+    let script = "i=0; while ! stty size >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; \
+                  i=$((i+1)); done; stty size; tty; exit 4";
+    let command = ctx.ctr_run_command(&id, &["--rm", "-t"], &["sh", "-c", script]);
+    let mut child = pty.spawn(command)?;
     pty.read_to_end(Duration::from_secs(60));
     let status = wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten());
     let Some(status) = status else {

@@ -95,7 +95,29 @@ fn kill_conmon(ctx: &Ctx) -> Result<String> {
     if result.is_err() {
         ctx.podman_remove(&name);
     }
-    let note = result?;
+    let mut note = result?;
+    // podman 4.3.1 never calls the runtime's `delete` for a container whose conmon is gone:
+    // the runtime's state and the (empty) cgroups stay, whatever the runtime. Anything else
+    // (a process, a mount) is a failure; those two are cleared with the runtime's own
+    // `delete --force`, as an operator would, and then nothing may remain.
+    let left = ctx.leftovers(&[id.clone()]);
+    if !left.is_empty() {
+        let other: Vec<&String> = left
+            .iter()
+            .filter(|l| !l.starts_with("state ") && !l.starts_with("cgroup "))
+            .collect();
+        ensure!(other.is_empty(), "left behind: {}", left.iter().map(String::as_str).collect::<Vec<_>>().join("; "));
+        let out = ctx.scratch.run(
+            std::process::Command::new(&ctx.runtime.path).args(["delete", "--force", &id]),
+            PATIENCE,
+        )?;
+        ensure!(out.code == 0, "{} delete --force: {}", ctx.runtime.name, exec::one_line(&out.stderr));
+        note.push_str(&format!(
+            "; podman left the runtime's state and cgroups ({} entries), `{} delete --force` cleared them",
+            left.len(),
+            ctx.runtime.name
+        ));
+    }
     ctx.expect_clean(&[id])?;
     Ok(note)
 }

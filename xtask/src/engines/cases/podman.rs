@@ -258,7 +258,7 @@ fn terminal(ctx: &Ctx) -> Result<String> {
     let script = "stty size; i=0; while [ \"$(stty size)\" = '24 80' ] && [ $i -lt 200 ]; \
                   do sleep 0.1; i=$((i+1)); done; stty size; tty; exit 5";
     args.extend([IMAGE, "sh", "-c", script]);
-    let mut child = pty.spawn(&mut ctx.podman_command(&args))?;
+    let mut child = pty.spawn(ctx.podman_command(&args))?;
     let result = (|| -> Result<_> {
         ensure!(
             pty.read_until("24 80", Duration::from_secs(60)),

@@ -36,8 +36,9 @@ pub struct Pod {
 }
 
 impl Pod {
-    /// `PodSandboxConfig`: metadata (1), hostname (2), linux (8: cgroup_parent 1,
-    /// security_context 2 → namespace_options 1 → network 1 = NODE).
+    /// `PodSandboxConfig`: metadata (1) and linux (8: cgroup_parent 1, security_context 2 →
+    /// namespace_options 1 → network 1 = NODE). No hostname: a pod on the node's network
+    /// shares the node's UTS namespace too, where a runtime must not set one.
     fn config(&self) -> Writer {
         let metadata = Writer::new()
             .string(1, &self.name)
@@ -48,10 +49,7 @@ impl Pod {
         let linux = Writer::new()
             .string(1, &self.cgroup_parent)
             .message(2, security);
-        Writer::new()
-            .message(1, metadata)
-            .string(2, &self.name)
-            .message(8, linux)
+        Writer::new().message(1, metadata).message(8, linux)
     }
 }
 
