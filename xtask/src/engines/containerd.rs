@@ -218,6 +218,9 @@ pub fn config_toml(dir: &Path, runtimes: &[Runtime], sandbox_image: &str) -> Str
          stream_server_address = \"127.0.0.1\"\n\
          stream_server_port = \"0\"\n\
          enable_selinux = false\n\
+         # CAP_SYS_RESOURCE is not in this host's bounding set: a pod's default oom_score_adj\n\
+         # (-998) cannot be set by any runtime; keep them at or above containerd's own.\n\
+         restrict_oom_score_adj = true\n\
          [{cri}.containerd]\n\
          snapshotter = \"overlayfs\"\n\
          default_runtime_name = {default}\n\

@@ -97,7 +97,7 @@ const STATE_DEPTH: usize = 5;
 
 impl Places<'_> {
     /// What remains of the containers `ids`: cgroups, state entries, mounts and processes
-    /// whose names or command lines contain one of them; and mounts under the work directory.
+    /// whose names or command lines contain one of them.
     pub fn leftovers(&self, ids: &[String]) -> Vec<String> {
         let ids: Vec<&str> = ids
             .iter()
@@ -126,7 +126,7 @@ impl Places<'_> {
         }
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for point in mount_points(&mountinfo) {
-            if named(&point) || Path::new(&point).starts_with(self.work) {
+            if named(&point) {
                 found.push(format!("mount {point}"));
             }
         }
@@ -136,6 +136,18 @@ impl Places<'_> {
             }
         }
         found
+    }
+}
+
+impl Places<'_> {
+    /// Mounts at or under the work directory: none may remain once every container is gone.
+    pub fn stray_mounts(&self) -> Vec<String> {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        mount_points(&mountinfo)
+            .into_iter()
+            .filter(|point| Path::new(point).starts_with(self.work))
+            .map(|point| format!("mount {point}"))
+            .collect()
     }
 }
 

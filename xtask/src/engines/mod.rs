@@ -186,7 +186,8 @@ pub fn run(mut args: Args) -> Result<()> {
             }
             let started = Instant::now();
             let ids = ctx.ids.borrow().clone();
-            let left = ctx.leftovers(&ids);
+            let mut left = ctx.leftovers(&ids);
+            left.extend(places.stray_mounts());
             let outcome = Outcome {
                 runtime: runtime.name.clone(),
                 suite: "all",

@@ -111,7 +111,9 @@ fn create_container(ctx: &Ctx) -> Result<String> {
             &s.pod.clone(),
             "sleeper",
             IMAGE,
-            &["sleep", "1000"],
+            // Not PID 1 (the pod's pause container is), so TERM would end it: ignored here,
+            // StopContainer must send KILL after its timeout.
+            &["sh", "-c", "trap '' TERM; exec sleep 1000"],
         )?;
         s.container_id = Some(id.clone());
         Ok(id)
@@ -157,7 +159,13 @@ fn stop_container(ctx: &Ctx) -> Result<String> {
         let id = container_id(s)?;
         let started = std::time::Instant::now();
         s.cri.stop_container(&id, Duration::from_secs(2))?;
-        Ok(format!("{:.1} s", started.elapsed().as_secs_f64()))
+        let elapsed = started.elapsed();
+        ensure!(
+            elapsed >= Duration::from_secs(2),
+            "returned after {:.1} s, before its 2 s timeout",
+            elapsed.as_secs_f64()
+        );
+        Ok(format!("{:.1} s", elapsed.as_secs_f64()))
     })
 }
 
@@ -172,7 +180,7 @@ fn status_exited(ctx: &Ctx) -> Result<String> {
             status.reason,
             status.message
         );
-        // PID 1 `sleep` ignores TERM: the stop ends in KILL.
+        // TERM is ignored: the stop ends in KILL.
         ensure!(status.exit_code == 137, "exit code {}, not 137", status.exit_code);
         Ok(format!("CONTAINER_EXITED, exit 137, reason {}", status.reason))
     })

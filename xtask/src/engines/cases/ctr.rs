@@ -219,9 +219,10 @@ fn terminal(ctx: &Ctx) -> Result<String> {
     let id = ctx.ctr_id("tty");
     ctx.note_id(&id);
     let mut pty = Pty::open(24, 80)?;
-    // ctr sizes the console from its terminal just after the start: wait for a size.
-    let script = "i=0; while ! stty size >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; \
-                  i=$((i+1)); done; stty size; tty; exit 4";
+    // ctr sizes the console from its terminal just after the start (busybox's `stty size`
+    // of a 0x0 console may even exit 0): wait for the size to arrive.
+    let script = "i=0; while [ \"$(stty size 2>/dev/null)\" != '24 80' ] && [ $i -lt 100 ]; \
+                  do sleep 0.1; i=$((i+1)); done; stty size; tty; exit 4";
     let command = ctx.ctr_run_command(&id, &["--rm", "-t"], &["sh", "-c", script]);
     let mut child = pty.spawn(command)?;
     pty.read_to_end(Duration::from_secs(60));
