@@ -268,7 +268,11 @@ fn enter(join: &Join<'_>) -> Result<Option<terminal::Pty>, StepError> {
     // One setns through the pidfd enters all of them at once (Linux 5.8), atomically, and
     // cannot hit a reused pid. The pid namespace applies to our children only.
     setns(&join.pid1, namespaces::setns_flags(plan)).step(|| {
-        let names: Vec<_> = plan.namespace_kinds().iter().map(|ns| ns.json_name()).collect();
+        let names: Vec<_> = plan
+            .namespace_kinds()
+            .iter()
+            .map(|ns| ns.json_name())
+            .collect();
         format!("enter namespaces {} of the container", names.join(" "))
     })?;
     debug_assert!(plan.has(Namespace::Mount));

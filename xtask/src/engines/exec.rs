@@ -182,10 +182,7 @@ mod tests {
             .unwrap();
         assert_eq!((out.code, out.text(), out.stderr.trim()), (4, "hi", "oops"));
         let error = scratch
-            .run(
-                Command::new("sleep").arg("5"),
-                Duration::from_millis(100),
-            )
+            .run(Command::new("sleep").arg("5"), Duration::from_millis(100))
             .unwrap_err()
             .to_string();
         assert!(error.contains("did not finish"), "{error}");

@@ -38,7 +38,10 @@ const RELEASE_TEXT: &str = "NAME=\"nsinit engines image (busybox fixture)\"\nID=
 pub fn build_rootfs(dest: &Path) -> Result<(&'static str, String)> {
     fixtures::build_busybox_rootfs(dest, &prereqs::busybox()?)
         .with_context(|| format!("build the busybox rootfs in {}", dest.display()))?;
-    fs::write(dest.join(RELEASE_FILE.trim_start_matches('/')), RELEASE_TEXT)?;
+    fs::write(
+        dest.join(RELEASE_FILE.trim_start_matches('/')),
+        RELEASE_TEXT,
+    )?;
     Ok((RELEASE_FILE, RELEASE_TEXT.to_string()))
 }
 
@@ -56,7 +59,11 @@ impl Image {
         let layout = dir.join("oci");
         write_oci_layout(&tarball, &layout)?;
         let oci_archive = dir.join("image.oci.tar");
-        tar(&layout, &oci_archive, &["oci-layout", "index.json", "blobs"])?;
+        tar(
+            &layout,
+            &oci_archive,
+            &["oci-layout", "index.json", "blobs"],
+        )?;
         Ok(Image {
             tarball,
             oci_archive,
@@ -69,7 +76,13 @@ impl Image {
 /// `tar -cf archive -C dir entries...`, owned by root, in a stable order.
 fn tar(dir: &Path, archive: &Path, entries: &[&str]) -> Result<()> {
     let out = Command::new("tar")
-        .args(["--sort=name", "--numeric-owner", "--owner=0", "--group=0", "-cf"])
+        .args([
+            "--sort=name",
+            "--numeric-owner",
+            "--owner=0",
+            "--group=0",
+            "-cf",
+        ])
         .arg(archive)
         .arg("-C")
         .arg(dir)
@@ -191,13 +204,16 @@ mod tests {
             serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
         let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
         let blob = |digest: &str| {
-            fs::read(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
-                .unwrap()
+            fs::read(
+                layout
+                    .join("blobs/sha256")
+                    .join(digest.trim_start_matches("sha256:")),
+            )
+            .unwrap()
         };
         let manifest: serde_json::Value = serde_json::from_slice(&blob(manifest_digest)).unwrap();
         let config: serde_json::Value =
-            serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap()))
-                .unwrap();
+            serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
         let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap();
         assert_eq!(blob(layer_digest), b"not really a tar");
         assert_eq!(config["rootfs"]["diff_ids"][0], layer_digest);

@@ -78,7 +78,10 @@ pub fn run(mut args: Args) -> Result<()> {
     let mut harness_failures = Vec::new();
     {
         let standin = StandIn::create("nsinit-engines")?;
-        println!("==> the engines run in the network namespace {}", standin.name());
+        println!(
+            "==> the engines run in the network namespace {}",
+            standin.name()
+        );
         let cgroup_root = format!("/nsinit-engines-{}", std::process::id());
         let cgroup_mounts = procfs::cgroup_mounts()?;
         let cgroups = CgroupRoot::claim(&cgroup_mounts, &cgroup_root)?;
@@ -93,21 +96,30 @@ pub fn run(mut args: Args) -> Result<()> {
         let started = Instant::now();
         scratch
             .run(
-                podman.command(&runtimes[0].name).args([
-                    "import",
-                    "--change",
-                    &format!("CMD={}", serde_json::to_string(&image::PAUSE_COMMAND)?),
-                ])
-                .arg(&image.tarball)
-                .arg(image::NAME),
+                podman
+                    .command(&runtimes[0].name)
+                    .args([
+                        "import",
+                        "--change",
+                        &format!("CMD={}", serde_json::to_string(&image::PAUSE_COMMAND)?),
+                    ])
+                    .arg(&image.tarball)
+                    .arg(image::NAME),
                 PATIENCE,
             )?
             .ok("podman import")?;
-        println!("==> podman import: {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "==> podman import: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
 
         let started = Instant::now();
-        let mut containerd =
-            Containerd::start(&dir.join("containerd"), &standin.path(), &runtimes, image::NAME)?;
+        let mut containerd = Containerd::start(
+            &dir.join("containerd"),
+            &standin.path(),
+            &runtimes,
+            image::NAME,
+        )?;
         for namespace in [containerd::NAMESPACE, containerd::CRI_NAMESPACE] {
             scratch
                 .run(
@@ -141,11 +153,19 @@ pub fn run(mut args: Args) -> Result<()> {
         let cases: Vec<Case> = cases::all()
             .into_iter()
             .filter(|c| suites.contains(&c.suite))
-            .filter(|c| filter.as_deref().map_or(true, |f| c.name.contains(f)))
+            .filter(|c| match filter.as_deref() {
+                Some(f) => c.name.contains(f),
+                None => true,
+            })
             .collect();
         let mut all = Vec::new();
         for runtime in &runtimes {
-            println!("==> {} ({}): {} scenarios", runtime.name, runtime.path.display(), cases.len());
+            println!(
+                "==> {} ({}): {} scenarios",
+                runtime.name,
+                runtime.path.display(),
+                cases.len()
+            );
             let work = dir.join("cases").join(&runtime.name);
             fs::create_dir_all(&work)?;
             let ctx = Ctx {
@@ -205,7 +225,10 @@ pub fn run(mut args: Args) -> Result<()> {
         outcomes = all;
 
         let listed = scratch
-            .run(podman.command(&runtimes[0].name).args(["ps", "-a", "-q"]), PATIENCE)?
+            .run(
+                podman.command(&runtimes[0].name).args(["ps", "-a", "-q"]),
+                PATIENCE,
+            )?
             .stdout;
         if !listed.trim().is_empty() {
             harness_failures.push(format!("podman still lists containers: {}", listed.trim()));
@@ -215,7 +238,9 @@ pub fn run(mut args: Args) -> Result<()> {
         }
         let containerd_dir = dir.join("containerd").display().to_string();
         for (pid, cmdline) in host::processes() {
-            if cmdline.contains(&containerd_dir) || cmdline.contains(&dir.join("podman").display().to_string()) {
+            if cmdline.contains(&containerd_dir)
+                || cmdline.contains(&dir.join("podman").display().to_string())
+            {
                 harness_failures.push(format!("process {pid} still runs: {cmdline}"));
                 let _ = cases::kill(pid, libc::SIGKILL);
             }
@@ -230,7 +255,9 @@ pub fn run(mut args: Args) -> Result<()> {
         harness_failures.push(format!("the host's network changed: {change}"));
     }
     for entry in netns_entries() {
-        if !netns_before.contains(&entry) && (entry.starts_with("netns-") || entry.starts_with("cni-")) {
+        if !netns_before.contains(&entry)
+            && (entry.starts_with("netns-") || entry.starts_with("cni-"))
+        {
             harness_failures.push(format!("network namespace /run/netns/{entry} left behind"));
         }
     }
@@ -331,10 +358,18 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Empties `dir` for this run: mounts a killed run left under it are detached first, so that
-/// removing the tree never reaches through a bind mount.
+/// Empties `dir` for this run. What an interrupted run of this step left is ended first: its
+/// containerd, shims and conmons (found by the directory on their command lines), then its
+/// mounts are detached, so that removing the tree never reaches through a bind mount.
 fn fresh_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
+        let marker = dir.display().to_string();
+        for (pid, cmdline) in host::processes() {
+            if cmdline.contains(&marker) {
+                println!("    ending a process a previous run left: {pid} {cmdline:.120}");
+                let _ = cases::kill(pid, libc::SIGKILL);
+            }
+        }
         let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
         let mut stale: Vec<String> = host::mount_points(&mountinfo)
             .into_iter()
@@ -347,7 +382,10 @@ fn fresh_dir(dir: &Path) -> Result<()> {
                 .args(["--lazy", &point])
                 .status()?;
             if !status.success() {
-                bail!("umount --lazy {point} failed; remove {} by hand", dir.display());
+                bail!(
+                    "umount --lazy {point} failed; remove {} by hand",
+                    dir.display()
+                );
             }
         }
         fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;

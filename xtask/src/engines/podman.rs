@@ -236,7 +236,10 @@ mod tests {
     #[test]
     fn every_runtime_is_registered_and_speaks_json() {
         let text = containers_conf(Path::new("/w/podman"), &runtimes());
-        assert!(text.contains("\"nsinit-oci\" = [\"/x/nsinit-oci\"]\n"), "{text}");
+        assert!(
+            text.contains("\"nsinit-oci\" = [\"/x/nsinit-oci\"]\n"),
+            "{text}"
+        );
         assert!(text.contains("\"runc\" = [\"/usr/sbin/runc\"]\n"), "{text}");
         assert!(
             text.contains(
@@ -255,7 +258,9 @@ mod tests {
             let value = line.split_once('=').map_or(line, |(_, v)| v);
             for path in value.split('"').filter(|p| p.starts_with('/')) {
                 assert!(
-                    path.starts_with("/w/podman") || path == "/x/nsinit-oci" || path == "/usr/sbin/runc",
+                    path.starts_with("/w/podman")
+                        || path == "/x/nsinit-oci"
+                        || path == "/usr/sbin/runc",
                     "{line}"
                 );
             }

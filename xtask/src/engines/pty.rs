@@ -36,7 +36,10 @@ impl Pty {
             {
                 return Err(std::io::Error::last_os_error()).context("unlock the pty");
             }
-            let slave = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            let slave = libc::open(
+                name.as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            );
             if slave < 0 {
                 return Err(std::io::Error::last_os_error()).context("open the pty's slave");
             }
@@ -159,9 +162,17 @@ mod tests {
                 sh
             })
             .unwrap();
-        assert!(pty.read_until("24 80", Duration::from_secs(10)), "{}", pty.seen);
+        assert!(
+            pty.read_until("24 80", Duration::from_secs(10)),
+            "{}",
+            pty.seen
+        );
         pty.resize(40, 100).unwrap();
-        assert!(pty.read_until("40 100", Duration::from_secs(10)), "{}", pty.seen);
+        assert!(
+            pty.read_until("40 100", Duration::from_secs(10)),
+            "{}",
+            pty.seen
+        );
         assert!(child.wait().unwrap().success());
     }
 }

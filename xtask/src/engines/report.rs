@@ -41,13 +41,16 @@ pub fn tally(outcomes: &[Outcome], runtime: &str) -> (usize, usize) {
     outcomes
         .iter()
         .filter(|o| o.runtime == runtime)
-        .fold((0, 0), |(p, f), o| {
-            if o.passed {
-                (p + 1, f)
-            } else {
-                (p, f + 1)
-            }
-        })
+        .fold(
+            (0, 0),
+            |(p, f), o| {
+                if o.passed {
+                    (p + 1, f)
+                } else {
+                    (p, f + 1)
+                }
+            },
+        )
 }
 
 /// Seconds spent in each suite by `runtime`, in the suites' order.
@@ -119,7 +122,11 @@ mod tests {
             suite,
             name: name.into(),
             passed,
-            note: if passed { String::new() } else { "broke".into() },
+            note: if passed {
+                String::new()
+            } else {
+                "broke".into()
+            },
             elapsed: Duration::from_millis(1500),
         }
     }

@@ -31,7 +31,10 @@ pub fn cases() -> Vec<Case> {
         case("StartContainer", start_container),
         case("ExecSync (output and exit status)", exec_sync),
         case("ContainerStatus: running", status_running),
-        case("StopContainer (TERM, KILL after the timeout)", stop_container),
+        case(
+            "StopContainer (TERM, KILL after the timeout)",
+            stop_container,
+        ),
         case("ContainerStatus: exited", status_exited),
         case("RemoveContainer", remove_container),
         case("StopPodSandbox", stop_pod_sandbox),
@@ -100,7 +103,11 @@ fn run_pod_sandbox(ctx: &Ctx) -> Result<String> {
         &id[..12.min(id.len())],
         root.display()
     );
-    Ok(format!("{} via handler {}", &id[..12.min(id.len())], ctx.runtime.name))
+    Ok(format!(
+        "{} via handler {}",
+        &id[..12.min(id.len())],
+        ctx.runtime.name
+    ))
 }
 
 fn create_container(ctx: &Ctx) -> Result<String> {
@@ -138,7 +145,11 @@ fn exec_sync(ctx: &Ctx) -> Result<String> {
             .cri
             .exec_sync(&id, &["sh", "-c", &script], Duration::from_secs(30))?;
         ensure!(result.exit_code == 3, "exit code {}", result.exit_code);
-        ensure!(result.stdout == ctx.image.release_text, "stdout {:?}", result.stdout);
+        ensure!(
+            result.stdout == ctx.image.release_text,
+            "stdout {:?}",
+            result.stdout
+        );
         expect_contains("stderr", &result.stderr, "oops")?;
         Ok("exit 3, stdout, stderr".into())
     })
@@ -149,7 +160,12 @@ fn status_running(ctx: &Ctx) -> Result<String> {
         let id = container_id(s)?;
         let status = s.cri.container_status(&id)?;
         ensure!(status.id == id, "status of {}", status.id);
-        ensure!(status.state == CONTAINER_RUNNING, "state {} ({})", status.state, status.reason);
+        ensure!(
+            status.state == CONTAINER_RUNNING,
+            "state {} ({})",
+            status.state,
+            status.reason
+        );
         Ok("CONTAINER_RUNNING".into())
     })
 }
@@ -181,8 +197,15 @@ fn status_exited(ctx: &Ctx) -> Result<String> {
             status.message
         );
         // TERM is ignored: the stop ends in KILL.
-        ensure!(status.exit_code == 137, "exit code {}, not 137", status.exit_code);
-        Ok(format!("CONTAINER_EXITED, exit 137, reason {}", status.reason))
+        ensure!(
+            status.exit_code == 137,
+            "exit code {}, not 137",
+            status.exit_code
+        );
+        Ok(format!(
+            "CONTAINER_EXITED, exit 137, reason {}",
+            status.reason
+        ))
     })
 }
 

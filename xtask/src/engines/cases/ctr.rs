@@ -24,7 +24,10 @@ pub fn cases() -> Vec<Case> {
         case("task exec", task_exec),
         case("task pause / resume", pause_resume),
         case("task kill, task delete", kill_delete),
-        case("task kill: TERM reaches a handler, status passed through", kill_term),
+        case(
+            "task kill: TERM reaches a handler, status passed through",
+            kill_term,
+        ),
         case("run --rm -t: a terminal", terminal),
     ]
 }
@@ -41,7 +44,10 @@ impl Ctx<'_> {
     }
 
     pub fn ctr_ok(&self, args: &[&str]) -> Result<String> {
-        let what = format!("ctr {}", args.iter().take(2).copied().collect::<Vec<_>>().join(" "));
+        let what = format!(
+            "ctr {}",
+            args.iter().take(2).copied().collect::<Vec<_>>().join(" ")
+        );
         Ok(self.ctr(args)?.ok(&what)?.stdout)
     }
 
@@ -98,10 +104,22 @@ fn run_rm(ctx: &Ctx) -> Result<String> {
     let id = ctx.ctr_id("rm");
     let script = format!("cat {}; exit 3", ctx.image.release_file);
     let out = ctx.ctr_run(&id, &["--rm"], &["sh", "-c", &script])?;
-    ensure!(out.code == 3, "exit {}: {}", out.code, exec::one_line(&out.stderr));
-    ensure!(out.stdout == ctx.image.release_text, "printed {:?}", out.stdout);
+    ensure!(
+        out.code == 3,
+        "exit {}: {}",
+        out.code,
+        exec::one_line(&out.stderr)
+    );
+    ensure!(
+        out.stdout == ctx.image.release_text,
+        "printed {:?}",
+        out.stdout
+    );
     ctx.expect_clean(&[id])?;
-    Ok(format!("exit 3, output, {:.1} s", out.elapsed.as_secs_f64()))
+    Ok(format!(
+        "exit 3, output, {:.1} s",
+        out.elapsed.as_secs_f64()
+    ))
 }
 
 fn detached_id(ctx: &Ctx) -> String {
@@ -118,7 +136,10 @@ fn run_detached(ctx: &Ctx) -> Result<String> {
     ensure!(status == "RUNNING", "status {status}");
     let listed = ctx.ctr_ok(&["task", "ps", &id])?;
     ensure!(
-        listed.lines().skip(1).any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+        listed
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
         "ctr task ps does not list {pid}: {listed:?}"
     );
     let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
@@ -131,9 +152,27 @@ fn run_detached(ctx: &Ctx) -> Result<String> {
 fn task_exec(ctx: &Ctx) -> Result<String> {
     let id = detached_id(ctx);
     let script = format!("cat {}; exit 5", ctx.image.release_file);
-    let out = ctx.ctr(&["task", "exec", "--exec-id", "probe", &id, "sh", "-c", &script])?;
-    ensure!(out.code == 5, "exit {}: {}", out.code, exec::one_line(&out.stderr));
-    ensure!(out.stdout == ctx.image.release_text, "printed {:?}", out.stdout);
+    let out = ctx.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "probe",
+        &id,
+        "sh",
+        "-c",
+        &script,
+    ])?;
+    ensure!(
+        out.code == 5,
+        "exit {}: {}",
+        out.code,
+        exec::one_line(&out.stderr)
+    );
+    ensure!(
+        out.stdout == ctx.image.release_text,
+        "printed {:?}",
+        out.stdout
+    );
     Ok("exit 5, output".into())
 }
 
@@ -186,7 +225,11 @@ fn kill_term(ctx: &Ctx) -> Result<String> {
         .ctr_run_command(
             &id,
             &["--rm"],
-            &["sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done"],
+            &[
+                "sh",
+                "-c",
+                "trap 'exit 42' TERM; while :; do sleep 0.1; done",
+            ],
         )
         .stdin(Stdio::null())
         .stdout(File::create(&log)?)
@@ -231,7 +274,10 @@ fn terminal(ctx: &Ctx) -> Result<String> {
         let _ = child.kill();
         let _ = child.wait();
         ctx.ctr_remove(&id);
-        bail!("ctr run -t did not exit; the terminal showed {:?}", pty.seen);
+        bail!(
+            "ctr run -t did not exit; the terminal showed {:?}",
+            pty.seen
+        );
     };
     expect_contains("stty size", &pty.seen, "24 80")?;
     expect_contains("tty", &pty.seen, "/dev/pts/")?;

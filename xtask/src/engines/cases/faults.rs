@@ -23,9 +23,15 @@ pub fn cases() -> Vec<Case> {
     };
     vec![
         case("podman: --cap-add FOO is a readable error", bad_capability),
-        case("podman: a missing command is a readable error (127)", missing_command),
+        case(
+            "podman: a missing command is a readable error (127)",
+            missing_command,
+        ),
         case("podman: a bad mount is a readable error", bad_mount),
-        case("podman: conmon killed mid-run, rm -f leaves nothing", kill_conmon),
+        case(
+            "podman: conmon killed mid-run, rm -f leaves nothing",
+            kill_conmon,
+        ),
         case("podman: kill -9 of PID 1 leaves nothing", kill_pid1_podman),
         case("podman: 20 containers at once, nothing left", parallel),
         case("ctr: shim killed mid-run leaves nothing", kill_shim),
@@ -43,9 +49,15 @@ fn readable(out: &Output, object: &str) -> Result<String> {
         !stderr.contains("{\"level\"") && !stderr.contains("\"msg\":"),
         "the runtime's JSON log record reached the user: {stderr}"
     );
-    ensure!(!stderr.contains("goroutine "), "a Go stack reached the user");
+    ensure!(
+        !stderr.contains("goroutine "),
+        "a Go stack reached the user"
+    );
     let line = exec::one_line(stderr);
-    ensure!(line.contains(object), "the error does not name {object}: {line}");
+    ensure!(
+        line.contains(object),
+        "the error does not name {object}: {line}"
+    );
     Ok(format!("exit {}: {line}", out.code))
 }
 
@@ -58,9 +70,16 @@ fn missing_command(ctx: &Ctx) -> Result<String> {
     let name = ctx.name("missing-command");
     let out = ctx.podman_run(&["--rm", "--name", &name, IMAGE, "/no/such/command"])?;
     let note = readable(&out, "/no/such/command")?;
-    ensure!(out.code == 127, "exit {}, not 127 (command not found): {note}", out.code);
+    ensure!(
+        out.code == 127,
+        "exit {}, not 127 (command not found): {note}",
+        out.code
+    );
     let listed = ctx.podman_ok(&["ps", "-a", "--filter", &format!("name=^{name}$"), "-q"])?;
-    ensure!(listed.trim().is_empty(), "the failed container is still listed");
+    ensure!(
+        listed.trim().is_empty(),
+        "the failed container is still listed"
+    );
     Ok(note)
 }
 
@@ -73,7 +92,10 @@ fn bad_mount(ctx: &Ctx) -> Result<String> {
     let out = ctx.podman_run(&["--rm", "--name", &name, "-v", &volume, IMAGE, "true"])?;
     let note = readable(&out, "/bin")?;
     let listed = ctx.podman_ok(&["ps", "-a", "--filter", &format!("name=^{name}$"), "-q"])?;
-    ensure!(listed.trim().is_empty(), "the failed container is still listed");
+    ensure!(
+        listed.trim().is_empty(),
+        "the failed container is still listed"
+    );
     Ok(note)
 }
 
@@ -90,7 +112,9 @@ fn kill_conmon(ctx: &Ctx) -> Result<String> {
         ctx.podman_ok(&["rm", "-f", "-t", "0", &name])?;
         wait_for(Duration::from_secs(10), || gone(pid).then_some(()))
             .ok_or_else(|| anyhow!("PID 1 ({pid}) outlived podman rm -f"))?;
-        Ok(format!("conmon {conmon} killed, PID 1 {pid} gone after rm -f"))
+        Ok(format!(
+            "conmon {conmon} killed, PID 1 {pid} gone after rm -f"
+        ))
     })();
     if result.is_err() {
         ctx.podman_remove(&name);
@@ -100,18 +124,30 @@ fn kill_conmon(ctx: &Ctx) -> Result<String> {
     // the runtime's state and the (empty) cgroups stay, whatever the runtime. Anything else
     // (a process, a mount) is a failure; those two are cleared with the runtime's own
     // `delete --force`, as an operator would, and then nothing may remain.
-    let left = ctx.leftovers(&[id.clone()]);
+    let left = ctx.leftovers(std::slice::from_ref(&id));
     if !left.is_empty() {
         let other: Vec<&String> = left
             .iter()
             .filter(|l| !l.starts_with("state ") && !l.starts_with("cgroup "))
             .collect();
-        ensure!(other.is_empty(), "left behind: {}", left.iter().map(String::as_str).collect::<Vec<_>>().join("; "));
+        ensure!(
+            other.is_empty(),
+            "left behind: {}",
+            left.iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
         let out = ctx.scratch.run(
             std::process::Command::new(&ctx.runtime.path).args(["delete", "--force", &id]),
             PATIENCE,
         )?;
-        ensure!(out.code == 0, "{} delete --force: {}", ctx.runtime.name, exec::one_line(&out.stderr));
+        ensure!(
+            out.code == 0,
+            "{} delete --force: {}",
+            ctx.runtime.name,
+            exec::one_line(&out.stderr)
+        );
         note.push_str(&format!(
             "; podman left the runtime's state and cgroups ({} entries), `{} delete --force` cleared them",
             left.len(),
@@ -129,7 +165,9 @@ fn kill_pid1_podman(ctx: &Ctx) -> Result<String> {
         let pid = ctx.podman_pid(&name)?;
         kill(pid, libc::SIGKILL)?;
         let status = wait_for(Duration::from_secs(20), || {
-            let s = ctx.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}").ok()?;
+            let s = ctx
+                .inspect(&name, "{{.State.Status}} {{.State.ExitCode}}")
+                .ok()?;
             s.starts_with("exited").then_some(s)
         })
         .ok_or_else(|| anyhow!("podman never saw PID 1 die"))?;
@@ -198,13 +236,30 @@ fn parallel(ctx: &Ctx) -> Result<String> {
         }
     }
     if !failures.is_empty() {
-        bail!("{} of {PARALLEL} failed: {}", failures.len(), failures.join("; "));
+        bail!(
+            "{} of {PARALLEL} failed: {}",
+            failures.len(),
+            failures.join("; ")
+        );
     }
     ensure!(ids.len() == PARALLEL, "only {} cidfiles written", ids.len());
-    let listed = ctx.podman_ok(&["ps", "-a", "-q", "--filter", &format!("name={}", ctx.name("parallel-"))])?;
-    ensure!(listed.trim().is_empty(), "podman ps -a still lists: {}", listed.trim());
+    let listed = ctx.podman_ok(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("name={}", ctx.name("parallel-")),
+    ])?;
+    ensure!(
+        listed.trim().is_empty(),
+        "podman ps -a still lists: {}",
+        listed.trim()
+    );
     ctx.expect_clean(&ids)?;
-    Ok(format!("{PARALLEL} ok, slowest {:.1} s", slowest.as_secs_f64()))
+    Ok(format!(
+        "{PARALLEL} ok, slowest {:.1} s",
+        slowest.as_secs_f64()
+    ))
 }
 
 /// The shim's pid: the parent of the task's PID 1.
@@ -220,9 +275,7 @@ fn kill_shim(ctx: &Ctx) -> Result<String> {
     ctx.ctr_run(&id, &["-d"], &["sleep", "1000"])?
         .ok("ctr run -d")?;
     let result = (|| -> Result<_> {
-        let (pid, _) = ctx
-            .ctr_task(&id)?
-            .ok_or_else(|| anyhow!("no task {id}"))?;
+        let (pid, _) = ctx.ctr_task(&id)?.ok_or_else(|| anyhow!("no task {id}"))?;
         let shim = parent(pid)?;
         let cmdline = fs::read_to_string(format!("/proc/{shim}/cmdline")).unwrap_or_default();
         ensure!(
@@ -251,9 +304,7 @@ fn kill_pid1_ctr(ctx: &Ctx) -> Result<String> {
     ctx.ctr_run(&id, &["-d"], &["sleep", "1000"])?
         .ok("ctr run -d")?;
     let result = (|| -> Result<_> {
-        let (pid, _) = ctx
-            .ctr_task(&id)?
-            .ok_or_else(|| anyhow!("no task {id}"))?;
+        let (pid, _) = ctx.ctr_task(&id)?.ok_or_else(|| anyhow!("no task {id}"))?;
         kill(pid, libc::SIGKILL)?;
         wait_for(Duration::from_secs(20), || {
             matches!(ctx.ctr_task(&id), Ok(Some((_, ref s))) if s == "STOPPED").then_some(())

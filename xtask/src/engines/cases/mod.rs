@@ -2,8 +2,8 @@
 //! what it did, returning a short note on success. They run in order, one runtime at a time;
 //! a few share a container with the one before (the `run -d` family, the CRI lifecycle).
 
-pub mod ctr;
 pub mod cri;
+pub mod ctr;
 pub mod faults;
 pub mod podman;
 
@@ -107,7 +107,12 @@ impl Ctx<'_> {
     }
 
     /// `podman run -d --name NAME OPTIONS IMAGE COMMAND...`: the container's id.
-    pub fn podman_detached(&self, name: &str, options: &[&str], command: &[&str]) -> Result<String> {
+    pub fn podman_detached(
+        &self,
+        name: &str,
+        options: &[&str],
+        command: &[&str],
+    ) -> Result<String> {
         let mut args = vec!["-d", "--name", name];
         args.extend_from_slice(options);
         args.push(super::image::NAME);
@@ -163,7 +168,13 @@ impl Ctx<'_> {
 
     /// A file of a cgroup controller of process `pid`: `v1_file` in the v1 hierarchy holding
     /// `controller` when there is one, else `v2_file` in the unified hierarchy.
-    pub fn cgroup_file(&self, pid: u32, controller: &str, v1_file: &str, v2_file: &str) -> Result<PathBuf> {
+    pub fn cgroup_file(
+        &self,
+        pid: u32,
+        controller: &str,
+        v1_file: &str,
+        v2_file: &str,
+    ) -> Result<PathBuf> {
         let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .with_context(|| format!("read /proc/{pid}/cgroup"))?;
         cgroup_file(&text, self.cgroup_mounts, controller, v1_file, v2_file)
@@ -281,12 +292,28 @@ mod tests {
     #[test]
     fn a_v1_controller_wins_on_a_hybrid_host() {
         assert_eq!(
-            cgroup_file(PROC_CGROUP, &mounts(true), "memory", "memory.limit_in_bytes", "memory.max"),
-            Some(PathBuf::from("/sys/fs/cgroup/memory/p/libpod-1/memory.limit_in_bytes"))
+            cgroup_file(
+                PROC_CGROUP,
+                &mounts(true),
+                "memory",
+                "memory.limit_in_bytes",
+                "memory.max"
+            ),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/memory/p/libpod-1/memory.limit_in_bytes"
+            ))
         );
         assert_eq!(
-            cgroup_file(PROC_CGROUP, &mounts(false), "memory", "memory.limit_in_bytes", "memory.max"),
-            Some(PathBuf::from("/sys/fs/cgroup/unified/p/libpod-1/memory.max"))
+            cgroup_file(
+                PROC_CGROUP,
+                &mounts(false),
+                "memory",
+                "memory.limit_in_bytes",
+                "memory.max"
+            ),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/unified/p/libpod-1/memory.max"
+            ))
         );
     }
 
@@ -294,7 +321,10 @@ mod tests {
     fn counters_are_read_by_name() {
         let events = "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n";
         assert_eq!(counter(events, "oom_kill"), Some(1));
-        assert_eq!(counter("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", "oom_kill"), Some(2));
+        assert_eq!(
+            counter("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n", "oom_kill"),
+            Some(2)
+        );
         assert_eq!(counter(events, "nothing"), None);
     }
 

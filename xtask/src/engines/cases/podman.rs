@@ -33,8 +33,14 @@ pub fn cases() -> Vec<Case> {
         case("kill", kill),
         case("rm -f of a running container", rm_force),
         case("run -it: terminal, resize passed through", terminal),
-        case("--memory 32m: the limit in the container's cgroup", memory_limit),
-        case("--memory 32m: an allocation past it is OOM-killed", memory_oom),
+        case(
+            "--memory 32m: the limit in the container's cgroup",
+            memory_limit,
+        ),
+        case(
+            "--memory 32m: an allocation past it is OOM-killed",
+            memory_oom,
+        ),
         case("--pids-limit", pids_limit),
         case("--network none: only lo", network_none),
         case("default bridge: address, route, gateway answers", bridge),
@@ -65,18 +71,19 @@ fn run_rm(ctx: &Ctx) -> Result<String> {
 fn exit_status(ctx: &Ctx) -> Result<String> {
     for code in [0, 3, 42] {
         let out = ctx.podman_run(&["--rm", IMAGE, "sh", "-c", &format!("exit {code}")])?;
-        ensure!(out.code == code, "sh -c 'exit {code}' gave exit {}: {}", out.code, exec::one_line(&out.stderr));
+        ensure!(
+            out.code == code,
+            "sh -c 'exit {code}' gave exit {}: {}",
+            out.code,
+            exec::one_line(&out.stderr)
+        );
     }
     Ok("0, 3, 42".into())
 }
 
 fn run_detached(ctx: &Ctx) -> Result<String> {
     let name = ctx.name("detached");
-    let id = ctx.podman_detached(
-        &name,
-        &[],
-        &["sh", "-c", "echo started; exec sleep 1000"],
-    )?;
+    let id = ctx.podman_detached(&name, &[], &["sh", "-c", "echo started; exec sleep 1000"])?;
     ensure!(id.len() == 64, "podman run -d printed {id:?}, not an id");
     *ctx.detached.borrow_mut() = Some((name.clone(), id.clone()));
     let status = ctx.inspect(&name, "{{.State.Status}}")?;
@@ -96,8 +103,17 @@ fn exec(ctx: &Ctx) -> Result<String> {
     let (name, _) = detached(ctx)?;
     let script = format!("cat {}; exit 7", ctx.image.release_file);
     let out = ctx.podman(&["exec", &name, "sh", "-c", &script])?;
-    ensure!(out.code == 7, "exit {}: {}", out.code, exec::one_line(&out.stderr));
-    ensure!(out.stdout == ctx.image.release_text, "printed {:?}", out.stdout);
+    ensure!(
+        out.code == 7,
+        "exit {}: {}",
+        out.code,
+        exec::one_line(&out.stderr)
+    );
+    ensure!(
+        out.stdout == ctx.image.release_text,
+        "printed {:?}",
+        out.stdout
+    );
     Ok("exit 7, output".into())
 }
 
@@ -133,7 +149,11 @@ fn inspect_pid(ctx: &Ctx) -> Result<String> {
     let (name, id) = detached(ctx)?;
     let pid = ctx.podman_pid(&name)?;
     let comm = fs::read_to_string(format!("/proc/{pid}/comm"))?;
-    ensure!(comm.trim() == "sleep", "pid {pid} is {:?}, not sleep", comm.trim());
+    ensure!(
+        comm.trim() == "sleep",
+        "pid {pid} is {:?}, not sleep",
+        comm.trim()
+    );
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     let nspid = status
         .lines()
@@ -143,7 +163,10 @@ fn inspect_pid(ctx: &Ctx) -> Result<String> {
         .last()
         .unwrap_or("")
         .to_string();
-    ensure!(nspid == "1", "pid {pid} is pid {nspid} in its namespace, not 1");
+    ensure!(
+        nspid == "1",
+        "pid {pid} is pid {nspid} in its namespace, not 1"
+    );
     let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
     expect_contains("its /proc/PID/cgroup", &cgroup, &id)?;
     Ok(format!("pid {pid}"))
@@ -166,7 +189,10 @@ fn pause_unpause(ctx: &Ctx) -> Result<String> {
     ctx.podman_ok(&["unpause", &name])?;
     let status = ctx.inspect(&name, "{{.State.Status}}")?;
     ensure!(status == "running", "after unpause: status {status}");
-    ensure!(!frozen(ctx, pid)?, "after unpause: the cgroup is still frozen");
+    ensure!(
+        !frozen(ctx, pid)?,
+        "after unpause: the cgroup is still frozen"
+    );
     ctx.podman_ok(&["exec", &name, "true"])?;
     Ok("frozen, thawed, exec works".into())
 }
@@ -185,7 +211,10 @@ fn stop_kill(ctx: &Ctx) -> Result<String> {
     ctx.podman_ok(&["rm", &name])?;
     *ctx.detached.borrow_mut() = None;
     ctx.expect_clean(&[id])?;
-    Ok(format!("{:.1} s, exit 137, removed", out.elapsed.as_secs_f64()))
+    Ok(format!(
+        "{:.1} s, exit 137, removed",
+        out.elapsed.as_secs_f64()
+    ))
 }
 
 fn stop_term(ctx: &Ctx) -> Result<String> {
@@ -193,11 +222,17 @@ fn stop_term(ctx: &Ctx) -> Result<String> {
     let id = ctx.podman_detached(
         &name,
         &[],
-        &["sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; while :; do sleep 0.1; done",
+        ],
     )?;
     let result = (|| -> Result<_> {
         wait_for_handler(ctx.podman_pid(&name)?, libc::SIGTERM)?;
-        let out = ctx.podman(&["stop", "-t", "20", &name])?.ok("podman stop")?;
+        let out = ctx
+            .podman(&["stop", "-t", "20", &name])?
+            .ok("podman stop")?;
         ensure!(
             out.elapsed < Duration::from_secs(15),
             "stop took {:.1} s: TERM was not handled",
@@ -222,7 +257,9 @@ fn kill(ctx: &Ctx) -> Result<String> {
         wait_for(Duration::from_secs(10), || super::gone(pid).then_some(()))
             .ok_or_else(|| anyhow!("PID 1 ({pid}) still alive after podman kill"))?;
         let status = wait_for(Duration::from_secs(10), || {
-            let s = ctx.inspect(&name, "{{.State.Status}} {{.State.ExitCode}}").ok()?;
+            let s = ctx
+                .inspect(&name, "{{.State.Status}} {{.State.ExitCode}}")
+                .ok()?;
             s.starts_with("exited").then_some(s)
         })
         .ok_or_else(|| anyhow!("podman never saw the container exit"))?;
@@ -347,7 +384,9 @@ fn memory_oom(ctx: &Ctx) -> Result<String> {
         "bs=64M",
         "count=1",
     ])?;
-    let oom_killed = ctx.inspect(&name, "{{.State.OOMKilled}}").unwrap_or_default();
+    let oom_killed = ctx
+        .inspect(&name, "{{.State.OOMKilled}}")
+        .unwrap_or_default();
     ctx.podman_remove(&name);
     ensure!(out.code == 137, "podman run exited {}, not 137", out.code);
     let _ = id;
@@ -403,7 +442,8 @@ fn bridge(ctx: &Ctx) -> Result<String> {
 }
 
 fn read_only(ctx: &Ctx) -> Result<String> {
-    let script = "if touch /x 2>/dev/null; then echo root-writable; fi; touch /tmp/y && echo tmp-writable";
+    let script =
+        "if touch /x 2>/dev/null; then echo root-writable; fi; touch /tmp/y && echo tmp-writable";
     let out = ctx
         .podman_run(&["--rm", "--read-only", IMAGE, "sh", "-c", script])?
         .ok("podman run --read-only")?;
@@ -434,7 +474,15 @@ fn capabilities(ctx: &Ctx) -> Result<String> {
 
 fn user(ctx: &Ctx) -> Result<String> {
     let out = ctx
-        .podman_run(&["--rm", "--user", "1000:1000", IMAGE, "sh", "-c", "id -u; id -g"])?
+        .podman_run(&[
+            "--rm",
+            "--user",
+            "1000:1000",
+            IMAGE,
+            "sh",
+            "-c",
+            "id -u; id -g",
+        ])?
         .ok("podman run --user")?;
     ensure!(out.text() == "1000\n1000", "id: {:?}", out.text());
     Ok("uid 1000, gid 1000".into())
@@ -502,11 +550,7 @@ fn seccomp_mode(ctx: &Ctx, options: &[&str]) -> Result<String> {
     args.extend_from_slice(options);
     args.extend([IMAGE, "grep", "^Seccomp:", "/proc/self/status"]);
     let out = ctx.podman_run(&args)?.ok("podman run")?;
-    Ok(out
-        .text()
-        .trim_start_matches("Seccomp:")
-        .trim()
-        .to_string())
+    Ok(out.text().trim_start_matches("Seccomp:").trim().to_string())
 }
 
 fn seccomp_unconfined(ctx: &Ctx) -> Result<String> {
@@ -526,19 +570,36 @@ fn healthcheck(ctx: &Ctx) -> Result<String> {
     ctx.podman_detached(
         &name,
         // No systemd here to run podman's timer: the check runs when asked.
-        &["--health-cmd", "cat /tmp/healthy", "--health-interval", "disable"],
+        &[
+            "--health-cmd",
+            "cat /tmp/healthy",
+            "--health-interval",
+            "disable",
+        ],
         &["sleep", "1000"],
     )?;
     let result = (|| -> Result<_> {
         let started = Instant::now();
         let out = ctx.podman(&["healthcheck", "run", &name])?;
-        ensure!(out.code == 1, "before: healthcheck run exited {} (not 1, unhealthy)", out.code);
+        ensure!(
+            out.code == 1,
+            "before: healthcheck run exited {} (not 1, unhealthy)",
+            out.code
+        );
         ctx.podman_ok(&["exec", &name, "touch", "/tmp/healthy"])?;
         let out = ctx.podman(&["healthcheck", "run", &name])?;
-        ensure!(out.code == 0, "after: healthcheck run exited {}: {}", out.code, exec::one_line(&out.stderr));
+        ensure!(
+            out.code == 0,
+            "after: healthcheck run exited {}: {}",
+            out.code,
+            exec::one_line(&out.stderr)
+        );
         let health = ctx.inspect(&name, "{{.State.Health.Status}}")?;
         ensure!(health == "healthy", "inspect says {health}");
-        Ok(format!("unhealthy, then healthy ({:.1} s)", started.elapsed().as_secs_f64()))
+        Ok(format!(
+            "unhealthy, then healthy ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ))
     })();
     ctx.podman_remove(&name);
     result

@@ -95,7 +95,10 @@ fn unframe(data: &[u8]) -> Result<Vec<u8>> {
         bail!("answer without a message ({} bytes)", data.len());
     }
     if data[0] != 0 {
-        bail!("compressed answer (flag {}), which was not asked for", data[0]);
+        bail!(
+            "compressed answer (flag {}), which was not asked for",
+            data[0]
+        );
     }
     let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
     data.get(5..5 + len)

@@ -99,9 +99,7 @@ impl Cri {
 
     /// `RunPodSandbox` (config 1, runtime_handler 2): the sandbox id (1).
     pub fn run_pod_sandbox(&mut self, pod: &Pod, handler: &str) -> Result<String> {
-        let request = Writer::new()
-            .message(1, pod.config())
-            .string(2, handler);
+        let request = Writer::new().message(1, pod.config()).string(2, handler);
         let answer = self.call("RunPodSandbox", request, self.limit)?;
         Ok(Reader::new(&answer)?.string(1))
     }
@@ -166,9 +164,7 @@ impl Cri {
 
     /// `StopContainer` (container_id 1, timeout 2 s): TERM, then KILL after the timeout.
     pub fn stop_container(&mut self, id: &str, timeout: Duration) -> Result<()> {
-        let request = Writer::new()
-            .string(1, id)
-            .int(2, timeout.as_secs() as i64);
+        let request = Writer::new().string(1, id).int(2, timeout.as_secs() as i64);
         self.call("StopContainer", request, timeout + SLACK)
             .map(drop)
     }
