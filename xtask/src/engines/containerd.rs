@@ -18,6 +18,8 @@ use super::Runtime;
 /// The namespace `ctr` scenarios use; the CRI plugin has its own (`k8s.io`).
 pub const NAMESPACE: &str = "nsinit-engines";
 pub const CRI_NAMESPACE: &str = "k8s.io";
+/// Where containerd 1.6's shims put their sockets (fixed, not under containerd's state).
+const SHIM_SOCKETS: &str = "/run/containerd/s";
 const STARTUP: Duration = Duration::from_secs(60);
 const SHUTDOWN: Duration = Duration::from_secs(15);
 
@@ -110,6 +112,14 @@ impl Containerd {
         let mut command = self.ctr();
         command.args(["-n", NAMESPACE]);
         command
+    }
+
+    /// The socket of the shim of task `id` in `namespace`: containerd 1.6 names it
+    /// `/run/containerd/s/` + SHA-256 of `ADDRESS/NAMESPACE/ID`, whatever its own state
+    /// directory (a killed shim cannot remove it).
+    pub fn shim_socket(&self, namespace: &str, id: &str) -> Result<PathBuf> {
+        let key = format!("{}/{namespace}/{id}", self.socket().display());
+        Ok(Path::new(SHIM_SOCKETS).join(super::image::sha256_of(key.as_bytes())?))
     }
 
     /// The runtime state root `ctr run --runc-root` is given for `runtime`.

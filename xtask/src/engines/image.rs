@@ -112,6 +112,27 @@ fn sha256(path: &Path) -> Result<String> {
     }
 }
 
+/// The SHA-256 of `bytes`, in hex (`sha256sum` reading stdin).
+pub fn sha256_of(bytes: &[u8]) -> Result<String> {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("run sha256sum")?;
+    child
+        .stdin
+        .take()
+        .context("sha256sum's stdin")?
+        .write_all(bytes)?;
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(digest) if out.status.success() && digest.len() == 64 => Ok(digest.to_string()),
+        _ => bail!("sha256sum: no digest"),
+    }
+}
+
 /// A blob in `layout/blobs/sha256/`, its digest and size.
 fn put_blob(layout: &Path, bytes: &[u8]) -> Result<(String, usize)> {
     let staging = layout.join("blob.tmp");
@@ -191,6 +212,14 @@ mod tests {
         assert_eq!(config["rootfs"]["diff_ids"], json!(["sha256:abc"]));
         assert_eq!(config["config"]["Cmd"], json!(PAUSE_COMMAND));
         assert_eq!(config["os"], "linux");
+    }
+
+    #[test]
+    fn digests_of_bytes() {
+        assert_eq!(
+            sha256_of(b"abc").unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -294,8 +294,20 @@ fn kill_shim(ctx: &Ctx) -> Result<String> {
     if result.is_err() {
         ctx.ctr_remove(&id);
     }
-    let note = result?;
-    ctx.expect_clean(&[id])?;
+    let mut note = result?;
+    ctx.expect_clean(std::slice::from_ref(&id))?;
+    // containerd leaves the killed shim's socket behind (in its fixed /run/containerd/s):
+    // an engine leftover whatever the runtime, noted and removed.
+    let socket = ctx
+        .containerd
+        .shim_socket(crate::engines::containerd::NAMESPACE, &id)?;
+    if socket.exists() {
+        fs::remove_file(&socket)?;
+        note.push_str(&format!(
+            "; containerd left the dead shim's socket {} (removed)",
+            socket.display()
+        ));
+    }
     Ok(note)
 }
 
