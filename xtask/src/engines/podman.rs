@@ -63,6 +63,11 @@ impl Podman {
         Ok(podman)
     }
 
+    /// The stand-in host's network namespace podman runs in.
+    pub fn netns(&self) -> &Path {
+        &self.netns
+    }
+
     fn containers_conf(&self) -> PathBuf {
         self.dir.join("containers.conf")
     }

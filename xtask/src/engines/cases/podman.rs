@@ -2,12 +2,13 @@
 //! or from inside the container.
 
 use std::fs;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
 use super::{counter, expect_contains, wait_for_handler, Case, Ctx};
-use crate::engines::exec::{self, wait_for};
+use crate::engines::exec::{self, wait_for, PATIENCE};
 use crate::engines::image::NAME as IMAGE;
 use crate::engines::podman::GATEWAY;
 use crate::engines::pty::Pty;
@@ -426,19 +427,47 @@ fn network_none(ctx: &Ctx) -> Result<String> {
 }
 
 fn bridge(ctx: &Ctx) -> Result<String> {
-    let script = format!("ip -4 -o addr show eth0; ip route; ping -c1 -W3 {GATEWAY}");
-    let out = ctx
-        .podman_run(&["--rm", IMAGE, "sh", "-c", &script])?
-        .ok("podman run (ping the gateway)")?;
-    let address = out
-        .stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("10.89.213.") && w.contains('/'))
-        .ok_or_else(|| anyhow!("no 10.89.213.x address on eth0: {:?}", out.stdout))?
-        .to_string();
-    expect_contains("ip route", &out.stdout, &format!("default via {GATEWAY}"))?;
-    expect_contains("ping", &out.stdout, "1 packets received")?;
-    Ok(format!("{address}, default via {GATEWAY}, ping answered"))
+    let name = ctx.name("bridge");
+    ctx.podman_detached(&name, &[], &["sleep", "1000"])?;
+    let result = (|| -> Result<_> {
+        let script = format!("ip -4 -o addr show eth0; ip route; ping -c1 -W3 {GATEWAY}");
+        let out = ctx
+            .podman(&["exec", &name, "sh", "-c", &script])?
+            .ok("podman exec (ping the gateway)")?;
+        let address = out
+            .stdout
+            .split_whitespace()
+            .find(|w| w.starts_with("10.89.213.") && w.contains('/'))
+            .ok_or_else(|| anyhow!("no 10.89.213.x address on eth0: {:?}", out.stdout))?
+            .to_string();
+        expect_contains("ip route", &out.stdout, &format!("default via {GATEWAY}"))?;
+        expect_contains("ping", &out.stdout, "1 packets received")?;
+        // The bridge and netavark's rules are the stand-in host's (the real host's are
+        // compared before and after the whole step).
+        let inside = |program: &str, args: &[&str]| -> Result<String> {
+            let mut command = Command::new("nsenter");
+            command
+                .arg(format!("--net={}", ctx.podman.netns().display()))
+                .arg(program)
+                .args(args);
+            Ok(ctx.scratch.run(&mut command, PATIENCE)?.ok(program)?.stdout)
+        };
+        expect_contains(
+            "the stand-in's links",
+            &inside("ip", &["-o", "link"])?,
+            "podman0",
+        )?;
+        expect_contains(
+            "the stand-in's rules",
+            &inside("iptables-save", &[])?,
+            "NETAVARK",
+        )?;
+        Ok(format!(
+            "{address}, default via {GATEWAY}, ping answered; podman0 and NETAVARK rules in the stand-in netns"
+        ))
+    })();
+    ctx.podman_remove(&name);
+    result
 }
 
 fn read_only(ctx: &Ctx) -> Result<String> {
