@@ -199,11 +199,10 @@ pub fn run(mut args: Args) -> Result<()> {
                 println!("{}", outcome.line());
                 all.push(outcome);
             }
-            // Whatever a failed scenario left running goes, then nothing may remain.
+            // Whatever a failed (or filtered-out) scenario left running goes, then nothing
+            // may remain.
             cases::cri::abandon(&ctx);
-            if let Some((name, _)) = ctx.detached.borrow_mut().take() {
-                ctx.podman_remove(&name);
-            }
+            sweep(&ctx);
             let started = Instant::now();
             let ids = ctx.ids.borrow().clone();
             let mut left = ctx.leftovers(&ids);
@@ -235,6 +234,28 @@ pub fn run(mut args: Args) -> Result<()> {
         }
         if let Err(error) = containerd.stop() {
             harness_failures.push(format!("{error:#}"));
+        }
+        // Containers containerd lost track of: the runtime deletes them from its own roots.
+        for runtime in &runtimes {
+            for root in [
+                containerd.ctr_runtime_root(runtime),
+                containerd.cri_runtime_root(runtime),
+            ] {
+                for (namespace, id) in state_entries(&root) {
+                    harness_failures.push(format!(
+                        "{} still had {id} under {}",
+                        runtime.name,
+                        namespace.display()
+                    ));
+                    let _ = scratch.run(
+                        std::process::Command::new(&runtime.path)
+                            .arg("--root")
+                            .arg(&namespace)
+                            .args(["delete", "--force", &id]),
+                        PATIENCE,
+                    );
+                }
+            }
         }
         let containerd_dir = dir.join("containerd").display().to_string();
         for (pid, cmdline) in host::processes() {
@@ -306,6 +327,40 @@ pub fn run(mut args: Args) -> Result<()> {
         bail!("{failed} engine scenarios or host checks failed");
     }
     Ok(())
+}
+
+/// Removes the containers of `ctx`'s runtime that podman or containerd still list.
+fn sweep(ctx: &Ctx) {
+    let prefix = ctx.name("");
+    if let Ok(listed) = ctx.podman_ok(&["ps", "-a", "--format", "{{.Names}}"]) {
+        for name in listed.lines().filter(|n| n.starts_with(&prefix)) {
+            ctx.podman_remove(name);
+        }
+    }
+    let prefix = ctx.ctr_id("");
+    if let Ok(listed) = ctx.ctr_ok(&["containers", "ls", "-q"]) {
+        for id in listed.lines().filter(|id| id.starts_with(&prefix)) {
+            ctx.ctr_remove(id);
+        }
+    }
+}
+
+/// `(ROOT/NAMESPACE, ID)` for each container state a runtime keeps under `root`.
+fn state_entries(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    for namespace in fs::read_dir(root).into_iter().flatten().flatten() {
+        for entry in fs::read_dir(namespace.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            found.push((
+                namespace.path(),
+                entry.file_name().to_string_lossy().into_owned(),
+            ));
+        }
+    }
+    found
 }
 
 fn parse_suites(only: Option<&str>) -> Result<Vec<&'static str>> {

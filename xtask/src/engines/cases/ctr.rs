@@ -146,7 +146,20 @@ fn run_detached(ctx: &Ctx) -> Result<String> {
     ensure!(comm.trim() == "sleep", "pid {pid} is {:?}", comm.trim());
     let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
     expect_contains("its cgroup", &cgroup, &id)?;
-    Ok(format!("pid {pid}"))
+    // The shim called the runtime with `--root` = ctr's `--runc-root`: its state is there.
+    let root = ctx.containerd.ctr_runtime_root(ctx.runtime);
+    let mut found = false;
+    if let Ok(namespaces) = fs::read_dir(&root) {
+        for namespace in namespaces.flatten() {
+            found |= namespace.path().join(&id).exists();
+        }
+    }
+    ensure!(
+        found,
+        "no state for {id} under --runc-root {}",
+        root.display()
+    );
+    Ok(format!("pid {pid}, state under --runc-root"))
 }
 
 fn task_exec(ctx: &Ctx) -> Result<String> {

@@ -89,7 +89,23 @@ fn run_detached(ctx: &Ctx) -> Result<String> {
     *ctx.detached.borrow_mut() = Some((name.clone(), id.clone()));
     let status = ctx.inspect(&name, "{{.State.Status}}")?;
     ensure!(status == "running", "status {status}");
-    Ok(format!("{} running", &id[..12]))
+    // conmon runs this runtime and hands it a JSON log (its name is in
+    // runtime_supports_json), which is how the runtime's errors reach podman's user.
+    let conmon = ctx.inspect(&name, "{{.State.ConmonPid}}")?;
+    let cmdline = fs::read(format!("/proc/{conmon}/cmdline"))
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .with_context(|| format!("read conmon {conmon}'s command line"))?;
+    expect_contains(
+        "conmon's command line",
+        &cmdline,
+        &format!("-r {}", ctx.runtime.path.display()),
+    )?;
+    expect_contains("conmon's command line", &cmdline, "--log-format=json")?;
+    Ok(format!(
+        "{} running; conmon {conmon} runs {} with --log-format=json",
+        &id[..12],
+        ctx.runtime.path.display()
+    ))
 }
 
 /// The `run -d` container's name and id.
