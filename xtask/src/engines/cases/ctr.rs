@@ -250,9 +250,25 @@ fn kill_term(ctx: &Ctx) -> Result<String> {
         .spawn()
         .context("start ctr run")?;
     let result = (|| -> Result<_> {
-        let pid = wait_for(PATIENCE, || ctx.ctr_task(&id).ok().flatten())
-            .ok_or_else(|| anyhow!("the task never appeared"))?
-            .0;
+        let mut exited = None;
+        let task = wait_for(PATIENCE, || {
+            if let Some(task) = ctx.ctr_task(&id).ok().flatten() {
+                return Some(Some(task));
+            }
+            exited = child.try_wait().ok().flatten();
+            exited.map(|_| None)
+        });
+        let Some(Some((pid, _))) = task else {
+            let stderr = fs::read_to_string(ctx.work.join("ctr-term.err")).unwrap_or_default();
+            match exited {
+                Some(status) => bail!(
+                    "ctr run exited {} before its task ran: {}",
+                    exec::code(status),
+                    exec::one_line(&stderr)
+                ),
+                None => bail!("the task never appeared"),
+            }
+        };
         wait_for_handler(pid, libc::SIGTERM)?;
         ctx.ctr_ok(&["task", "kill", &id])?;
         let status = wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten())
