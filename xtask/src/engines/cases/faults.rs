@@ -29,7 +29,7 @@ pub fn cases() -> Vec<Case> {
         ),
         case("podman: a bad mount is a readable error", bad_mount),
         case(
-            "podman: conmon killed mid-run, rm -f leaves nothing",
+            "podman: conmon killed mid-run, rm -f (+ the runtime's delete) leaves nothing",
             kill_conmon,
         ),
         case("podman: kill -9 of PID 1 leaves nothing", kill_pid1_podman),
@@ -124,7 +124,7 @@ fn kill_conmon(ctx: &Ctx) -> Result<String> {
     // the runtime's state and the (empty) cgroups stay, whatever the runtime. Anything else
     // (a process, a mount) is a failure; those two are cleared with the runtime's own
     // `delete --force`, as an operator would, and then nothing may remain.
-    let left = ctx.leftovers(std::slice::from_ref(&id));
+    let left = ctx.leftovers_within(std::slice::from_ref(&id), Duration::from_secs(2));
     if !left.is_empty() {
         let other: Vec<&String> = left
             .iter()

@@ -145,8 +145,13 @@ impl Ctx<'_> {
     /// What remains of `ids`, polled until nothing does or 10 s pass (engines clean up
     /// asynchronously: conmon's exit command, the shim's exit).
     pub fn leftovers(&self, ids: &[String]) -> Vec<String> {
+        self.leftovers_within(ids, Duration::from_secs(10))
+    }
+
+    /// [`Ctx::leftovers`], polled for at most `limit`.
+    pub fn leftovers_within(&self, ids: &[String], limit: Duration) -> Vec<String> {
         let mut last = Vec::new();
-        let clean = wait_for(Duration::from_secs(10), || {
+        let clean = wait_for(limit, || {
             last = self.places.leftovers(ids);
             last.is_empty().then_some(())
         });
