@@ -1,9 +1,11 @@
-//! `cargo xtask`: the project's automation (ci, sample, host-test, vm-test, rootfs, bench).
+//! `cargo xtask`: the project's automation (ci, sample, host-test, vm-test, rootfs, bench,
+//! engines).
 
 mod args;
 mod bench;
 mod cargo;
 mod ci;
+mod engines;
 mod host_test;
 mod prereqs;
 mod procfs;
@@ -48,7 +50,14 @@ commands:
                       markdown tables and the targets, writes target/bench/latest.json
       --rounds N          measured rounds per comparison, after 3 warm-ups (default 100)
       --scale-rounds N    timed batches of each size (default 5)
-      --only LIST         only these sections: start,join,memory,scale";
+      --only LIST         only these sections: start,join,memory,scale
+  engines             drive a runtime with podman, containerd (ctr) and the CRI (root), runc
+                      as the reference; every scenario of issue 15, in a throwaway netns, with
+                      the engines' own config and state under target/engines (installs them)
+      --runtime PATH      the runtime under test (runs before runc; default: runc alone)
+      --no-reference      do not also run runc
+      --only LIST         only these suites: podman,ctr,cri,faults
+      --filter S          only the scenarios whose name contains S";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -61,6 +70,7 @@ fn main() -> ExitCode {
         "vm-test" => vm_test::run(args),
         "rootfs" => rootfs::run(args),
         "bench" => bench::run(args),
+        "engines" => engines::run(args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -20,6 +20,19 @@ pub const GCC: &str = "gcc";
 pub const LIBC_DEV: &str = "libc6-dev";
 /// libseccomp's static library, which nsinit links to compile seccomp profiles.
 pub const LIBSECCOMP_DEV: &str = "libseccomp-dev";
+/// The engines `cargo xtask engines` drives (Debian 12: podman 4.3.1, conmon 2.1.6,
+/// containerd 1.6.20 with ctr, its runc v2 shim and the CRI plugin), podman's network stack
+/// (netavark and the iptables it programs), and runc, the reference runtime.
+pub const ENGINES: [&str; 8] = [
+    BUSYBOX,
+    IPROUTE,
+    RUNC,
+    "podman",
+    "conmon",
+    "containerd",
+    "netavark",
+    "iptables",
+];
 
 /// Installs the missing `packages` (as root), or fails saying what is missing and how to
 /// install it.
