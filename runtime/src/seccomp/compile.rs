@@ -88,9 +88,9 @@ pub fn compile(profile: &Profile, root: &str) -> Result<Filter, SeccompError> {
         let alternatives = conditions(&rule.args, &field(&at, "args"))?;
         for (name_index, name) in rule.names.iter().enumerate() {
             let name_at = item(&field(&at, "names"), name_index);
-            // A profile written for many architectures and kernels names calls the listed
-            // ABIs (or this libseccomp) do not have; runc and crun skip them, and so does
-            // nsinit: podman's default profile lists `pciconfig_iobase`, which x86 lacks.
+            // A profile written for many architectures names calls the listed ABIs lack;
+            // they are skipped, as runc and crun do: podman's default profile lists
+            // `pciconfig_iobase`, which no x86 ABI has.
             let Some(syscall) = resolve(name, &arches, &name_at)? else {
                 continue;
             };
@@ -227,7 +227,8 @@ fn conditions(args: &[ArgCondition], at: &str) -> Result<Vec<Vec<ScmpArgCompare>
     })
 }
 
-/// The syscall to give libseccomp for `name`, or `None` when no listed ABI has it.
+/// The syscall to give libseccomp for `name`, or `None` when no listed ABI has it (another
+/// architecture does); an error when no architecture libseccomp knows has it.
 fn resolve(name: &str, arches: &[Arch], at: &str) -> Result<Option<ScmpSyscall>, SeccompError> {
     // "Rewrite": a call x86 makes only through a multiplexer (`recv` through `socketcall`)
     // resolves to the multiplexer, which libseccomp then filters by its first argument.
@@ -237,7 +238,14 @@ fn resolve(name: &str, arches: &[Arch], at: &str) -> Result<Option<ScmpSyscall>,
             .is_some_and(|syscall| syscall.as_raw_syscall() >= 0)
     });
     if !known {
-        return Ok(None);
+        // Skipped when some architecture has it; a name none has is a mistake.
+        return match ScmpSyscall::from_name(name) {
+            Ok(_) => Ok(None),
+            Err(_) => Err(SeccompError::UnknownSyscall {
+                field: at.to_owned(),
+                name: name.to_owned(),
+            }),
+        };
     }
     // Resolved for the native ABI: a name it lacks gets libseccomp's pseudo number, which
     // libseccomp translates for each ABI of the filter and drops where there is none.

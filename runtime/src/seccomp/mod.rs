@@ -40,6 +40,8 @@ pub fn default_filter() -> &'static Filter {
 pub enum SeccompError {
     #[error("{field}: {reason}")]
     Json { field: String, reason: String },
+    #[error("{field}: {name:?} is not a system call of any architecture libseccomp knows")]
+    UnknownSyscall { field: String, name: String },
     #[error("{field}: a rule needs at least one system call name")]
     NoNames { field: String },
     #[error("{field}: SCMP_ACT_NOTIFY is not supported: nsinit has no seccomp agent")]

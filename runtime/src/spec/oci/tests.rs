@@ -517,6 +517,7 @@ fn accepted(#[case] patch: &str) {
 #[case::uid_mappings("uid_mappings", &with(r#"{"linux": {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}}"#))]
 #[case::time_offsets("time_offsets", &with(r#"{"linux": {"timeOffsets": {"monotonic": {"secs": 10}}}}"#))]
 // linux: the rest.
+#[case::seccomp_unknown_syscall("seccomp_unknown_syscall", &with(r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid", "nosuchcall"], "action": "SCMP_ACT_ERRNO"}]}}}"#))]
 #[case::seccomp_unknown_action("seccomp_unknown_action", &with(r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_DENY"}]}}}"#))]
 #[case::seccomp_notify("seccomp_notify", &with(r#"{"linux": {"seccomp": {"defaultAction": "SCMP_ACT_NOTIFY"}}}"#))]
 #[case::seccomp_no_default("seccomp_no_default", &with(r#"{"linux": {"seccomp": {"syscalls": []}}}"#))]
