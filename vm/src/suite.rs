@@ -31,6 +31,7 @@ pub struct Plan {
     /// no tarball is given.
     pub busybox: PathBuf,
     pub nsinit: PathBuf,
+    pub nsinit_oci: PathBuf,
     pub driver: PathBuf,
     pub probe: PathBuf,
     /// The static guest init (`guest-init` from this crate).
@@ -165,9 +166,16 @@ fn plain_tarball(tar: &Path, work_dir: &Path) -> Result<PathBuf> {
 /// (`rootfs_tar`, plain) and the suite command.
 fn contents(plan: &Plan, kernel: &Kernel, rootfs_tar: Option<PathBuf>) -> Contents {
     let mut files = Vec::new();
-    let mut args: Vec<String> = ["--nsinit", "/bin/nsinit", "--probe", "/bin/nsinit-probe"]
-        .map(String::from)
-        .into();
+    let mut args: Vec<String> = [
+        "--nsinit",
+        "/bin/nsinit",
+        "--nsinit-oci",
+        "/bin/nsinit-oci",
+        "--probe",
+        "/bin/nsinit-probe",
+    ]
+    .map(String::from)
+    .into();
     match rootfs_tar {
         Some(tar) => {
             files.push((GUEST_ROOTFS_TAR.to_string(), tar));
@@ -188,6 +196,7 @@ fn contents(plan: &Plan, kernel: &Kernel, rootfs_tar: Option<PathBuf>) -> Conten
         modules: kernel.modules.clone(),
         binaries: vec![
             ("nsinit".into(), plan.nsinit.clone()),
+            ("nsinit-oci".into(), plan.nsinit_oci.clone()),
             ("nsinit-conformance".into(), plan.driver.clone()),
             ("nsinit-probe".into(), plan.probe.clone()),
         ],
@@ -202,6 +211,8 @@ fn count_checks(plan: &Plan) -> Option<usize> {
     command
         .arg("--nsinit")
         .arg(&plan.nsinit)
+        .arg("--nsinit-oci")
+        .arg(&plan.nsinit_oci)
         .arg("--probe")
         .arg(&plan.probe)
         .arg("--list");

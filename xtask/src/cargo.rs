@@ -104,12 +104,13 @@ pub fn build_dynamic_nsinit() -> Result<PathBuf> {
 /// The static (`crt-static`) release binaries the suite runs, on a host or in the VM.
 pub struct StaticBinaries {
     pub nsinit: PathBuf,
+    pub nsinit_oci: PathBuf,
     pub driver: PathBuf,
     pub probe: PathBuf,
     pub guest_init: PathBuf,
 }
 
-/// Builds nsinit, the conformance driver and probe, and the VM's `guest-init`, statically.
+/// Builds nsinit and nsinit-oci, the conformance driver and probe, and the VM's `guest-init`, statically.
 pub fn build_static() -> Result<StaticBinaries> {
     crate::prereqs::ensure(&[crate::prereqs::LIBSECCOMP_DEV])?;
     let mut command = static_build(&["nsinit", "conformance", "vm"]);
@@ -121,6 +122,7 @@ pub fn build_static() -> Result<StaticBinaries> {
     let dir = binary_dir("release");
     Ok(StaticBinaries {
         nsinit: dir.join("nsinit"),
+        nsinit_oci: dir.join("nsinit-oci"),
         driver: dir.join("nsinit-conformance"),
         probe: dir.join("nsinit-probe"),
         guest_init: dir.join("guest-init"),

@@ -27,6 +27,8 @@ pub fn run(mut args: Args) -> Result<()> {
     driver
         .arg("--nsinit")
         .arg(&binaries.nsinit)
+        .arg("--nsinit-oci")
+        .arg(&binaries.nsinit_oci)
         .arg("--probe")
         .arg(&binaries.probe);
     match rootfs_tar {

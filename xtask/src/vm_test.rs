@@ -56,6 +56,7 @@ pub fn run(mut args: Args) -> Result<()> {
         work_dir: target.join("vm/run"),
         busybox: prereqs::busybox()?,
         nsinit: binaries.nsinit,
+        nsinit_oci: binaries.nsinit_oci,
         driver: binaries.driver,
         probe: binaries.probe,
         init: binaries.guest_init,

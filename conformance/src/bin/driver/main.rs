@@ -13,6 +13,7 @@ mod expect;
 mod harness;
 mod lifecycle;
 mod network;
+mod oci;
 mod stage;
 mod standin;
 mod suite;
@@ -28,11 +29,13 @@ use stage::Stage;
 use suite::Case;
 
 const USAGE: &str = "\
-usage: nsinit-conformance --nsinit PATH --probe PATH [--busybox PATH | --rootfs-tar PATH]
+usage: nsinit-conformance --nsinit PATH --probe PATH [--nsinit-oci PATH]
+                          [--busybox PATH | --rootfs-tar PATH]
                           [--workdir DIR] [--filter SUBSTR] [--timeout SECS] [--list]
 
   --nsinit PATH       the nsinit binary under test
   --probe PATH        the static nsinit-probe binary, installed as /probe in every rootfs
+  --nsinit-oci PATH   the nsinit-oci binary under test (default: nsinit-oci beside --nsinit)
   --busybox PATH      build the rootfs around this static busybox (default: $NSINIT_BUSYBOX,
                       else /bin/busybox from busybox-static)
   --rootfs-tar PATH   use this rootfs tarball (plain or compressed) instead of busybox
@@ -58,6 +61,7 @@ enum Rootfs {
 struct Options {
     nsinit: Option<PathBuf>,
     probe: Option<PathBuf>,
+    nsinit_oci: Option<PathBuf>,
     rootfs: Rootfs,
     workdir: Option<PathBuf>,
     filter: Option<String>,
@@ -95,6 +99,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     let mut options = Options {
         nsinit: None,
         probe: None,
+        nsinit_oci: None,
         rootfs: Rootfs::Busybox(None),
         workdir: None,
         filter: None,
@@ -106,6 +111,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         match arg.as_str() {
             "--nsinit" => options.nsinit = Some(value()?.into()),
             "--probe" => options.probe = Some(value()?.into()),
+            "--nsinit-oci" => options.nsinit_oci = Some(value()?.into()),
             "--busybox" => options.rootfs = Rootfs::Busybox(Some(value()?.into())),
             "--rootfs-tar" => options.rootfs = Rootfs::Tar(value()?.into()),
             "--workdir" => options.workdir = Some(value()?.into()),
@@ -154,6 +160,11 @@ fn run_in(
             absolute(options.probe.as_deref(), "--probe")?,
         )),
     };
+    if let Some((nsinit, _)) = &binaries {
+        let beside = nsinit.with_file_name("nsinit-oci");
+        let given = options.nsinit_oci.as_deref().unwrap_or(&beside);
+        oci::use_binary(absolute(Some(given), "--nsinit-oci")?);
+    }
     let started = Instant::now();
     let probe = binaries.as_ref().map(|(_, probe)| probe.as_path());
     let source = build_template(workspace, &options.rootfs, probe)?;
@@ -165,6 +176,7 @@ fn run_in(
 
     let mut cases = suite::cases(host);
     cases.extend(alpine.iter().flat_map(alpine::cases));
+    cases.extend(oci::cases());
     let wants = |name: &str| {
         options
             .filter

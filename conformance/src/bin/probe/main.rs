@@ -4,6 +4,7 @@
 //! Built statically (`crt-static`) so it runs in any rootfs; it does no NSS lookups.
 
 mod gather;
+mod oci;
 mod ping;
 mod sys;
 
@@ -27,6 +28,10 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["facts"] => print(&gather::facts()),
+        ["oci", ops @ ..] => match oci::look(ops) {
+            Ok(found) => print(&found),
+            Err(why) => return usage(&format!("oci: {why}")),
+        },
         // For a container that must outlive what it reports (the driver ends it).
         ["facts-then-sleep", secs] => match seconds(secs) {
             Some(duration) => {
