@@ -146,6 +146,7 @@ pub fn run(mut args: Args) -> Result<()> {
         nsinit,
         nsinit_dynamic: build_dynamic_nsinit()?,
         floor: compile(&out, "floor")?,
+        peak_rss: compile(&out, "peak-rss")?,
         hide_cgroup2: if is_hybrid(&procfs::cgroup_mounts()?) {
             Some(compile(&out, "hide-cgroup2")?)
         } else {
@@ -306,6 +307,8 @@ struct Tools {
     nsinit_oci: Result<PathBuf, String>,
     nsinit_dynamic: PathBuf,
     floor: PathBuf,
+    /// Runs a command and writes its peak RSS (KiB) to a file.
+    peak_rss: PathBuf,
     /// crun's way onto a hybrid cgroup host (None: the host is not hybrid).
     hide_cgroup2: Option<PathBuf>,
     runc: Option<PathBuf>,
@@ -1223,11 +1226,12 @@ fn markdown(
                 &format!("nsinit-oci {operation}"),
             ));
         }
-        out.push_str(
-            "\nPeak RSS of the runtime process (`ru_maxrss` from `wait4`: the process and those \
-             it reaped, the container's process before its `execve` included; for the \
-             lifecycle, `create`'s), median:\n\n",
-        );
+        out.push_str(&format!(
+            "\nPeak RSS of the runtime process (`peak-rss.c`: `ru_maxrss` of a fork of a small \
+             static program that execs the runtime, so the process and those it reaped, the \
+             container's process before its `execve` included; for the lifecycle, `create`'s), \
+             median of {MEMORY_ROUNDS} untimed runs:\n\n"
+        ));
         out.push_str(&report::peak_table(&runtimes.rss, "nsinit-oci"));
     }
     if !memory.is_empty() {

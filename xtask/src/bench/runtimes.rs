@@ -3,9 +3,9 @@
 //! the bench's parent). Each runtime keeps its state in a `--root` of its own under the
 //! bench's work directory. Timed side by side, alternated: `run` of `/bin/true` (foreground,
 //! the runtime deletes the container), `create` + `start` + wait + `delete`, and `exec` of
-//! `/bin/true` into a running container; the peak RSS of the runtime process of each
-//! (`ru_maxrss` from `wait4`: the process and what it reaped, the container's process before
-//! its `execve` included, as `/usr/bin/time` reports it).
+//! `/bin/true` into a running container. Then, untimed, the peak RSS of the runtime process of
+//! each (`peak-rss.c`: `ru_maxrss`, the process and what it reaped, the container's process
+//! before its `execve` included, as `/usr/bin/time -f %M` reports it).
 //!
 //! For `create`, the bench is what conmon or a shim is: the child subreaper the container's
 //! process is reparented to when `create` exits, so it reaps the process itself.
@@ -20,8 +20,8 @@ use anyhow::{bail, Context, Result};
 use super::config::CGROUP_PARENT;
 use super::report::{PeakRow, TimeRow};
 use super::stats::summarize;
-use super::timing::{alternate_runs, run_command, wait4, Label, Run};
-use super::{oci, unavailable, Bench, WARMUPS};
+use super::timing::{alternate_runs, run_command, wait_pid, Label, Run};
+use super::{oci, unavailable, Bench, MEMORY_ROUNDS, WARMUPS};
 
 /// The operations timed, in the order of their rows.
 pub const OPERATIONS: [&str; 3] = ["run", "create + start + wait + delete", "exec"];
@@ -32,6 +32,8 @@ struct Runtime {
     /// The program and the arguments before runc's (crun's hide-cgroup2 wrapper and crun).
     program: PathBuf,
     prefix: Vec<OsString>,
+    /// `peak-rss`, which runs a command and writes its peak RSS to a file.
+    peak_rss: PathBuf,
     root: PathBuf,
     /// Where `create` writes the container's pid.
     pid_dir: PathBuf,
@@ -42,8 +44,16 @@ struct Runtime {
 }
 
 impl Runtime {
-    fn command(&self, args: &[&std::ffi::OsStr]) -> Command {
-        let mut command = Command::new(&self.program);
+    /// The runtime with `args`; with `peak`, under `peak-rss` writing its peak RSS there.
+    fn command(&self, args: &[&std::ffi::OsStr], peak: Option<&Path>) -> Command {
+        let mut command = match peak {
+            Some(out) => {
+                let mut command = Command::new(&self.peak_rss);
+                command.arg(out).arg(&self.program);
+                command
+            }
+            None => Command::new(&self.program),
+        };
         command
             .args(&self.prefix)
             .arg("--root")
@@ -54,32 +64,39 @@ impl Runtime {
         command
     }
 
-    fn run(&self, stderr: &Path) -> Result<Run> {
+    fn run(&self, stderr: &Path, peak: Option<&Path>) -> Result<Run> {
         let id = format!("{}-run", self.id);
-        run_command(
-            &mut self.command(&[
-                "run".as_ref(),
-                "-b".as_ref(),
-                self.true_bundle.as_os_str(),
-                id.as_ref(),
-            ]),
-            stderr,
-        )
+        let args = [
+            "run".as_ref(),
+            "-b".as_ref(),
+            self.true_bundle.as_os_str(),
+            id.as_ref(),
+        ];
+        run_command(&mut self.command(&args, peak), stderr)
     }
 
     /// `create` with a pid file: the container's pid, and the create's own run.
-    fn create(&self, bundle: &Path, id: &str, stderr: &Path) -> Result<(Option<u32>, Run)> {
+    fn create(
+        &self,
+        bundle: &Path,
+        id: &str,
+        stderr: &Path,
+        peak: Option<&Path>,
+    ) -> Result<(Option<u32>, Run)> {
         let pid_file = self.pid_dir.join(format!("{id}.pid"));
         let _ = fs::remove_file(&pid_file);
         let run = run_command(
-            &mut self.command(&[
-                "create".as_ref(),
-                "-b".as_ref(),
-                bundle.as_os_str(),
-                "--pid-file".as_ref(),
-                pid_file.as_os_str(),
-                id.as_ref(),
-            ]),
+            &mut self.command(
+                &[
+                    "create".as_ref(),
+                    "-b".as_ref(),
+                    bundle.as_os_str(),
+                    "--pid-file".as_ref(),
+                    pid_file.as_os_str(),
+                    id.as_ref(),
+                ],
+                peak,
+            ),
             stderr,
         )?;
         let pid = fs::read_to_string(&pid_file)
@@ -89,15 +106,18 @@ impl Runtime {
     }
 
     fn simple(&self, verb: &str, id: &str, stderr: &Path) -> Result<Run> {
-        run_command(&mut self.command(&[verb.as_ref(), id.as_ref()]), stderr)
+        run_command(
+            &mut self.command(&[verb.as_ref(), id.as_ref()], None),
+            stderr,
+        )
     }
 
-    /// `create`, `start`, reap the container's process, `delete`: the time of it all, the
-    /// first failure, and the peak RSS of `create`.
-    fn lifecycle(&self, stderr: &Path) -> Result<Run> {
+    /// `create`, `start`, reap the container's process, `delete`: the time of it all and the
+    /// first failure; with `peak`, `create` runs under `peak-rss`.
+    fn lifecycle(&self, stderr: &Path, peak: Option<&Path>) -> Result<Run> {
         let id = format!("{}-lifecycle", self.id);
         let started = std::time::Instant::now();
-        let (pid, create) = self.create(&self.true_bundle, &id, stderr)?;
+        let (pid, create) = self.create(&self.true_bundle, &id, stderr, peak)?;
         if create.error.is_some() {
             let _ = self.simple("delete", &id, stderr);
             return Ok(create);
@@ -112,7 +132,7 @@ impl Runtime {
             // ours to reap (we are its subreaper), so not reused before the wait below.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         }
-        let (status, _) = wait4(pid)?;
+        let status = wait_pid(pid)?;
         if error.is_none() && !status.success() {
             error = Some(format!("the container's /bin/true: {status}"));
         }
@@ -120,7 +140,6 @@ impl Runtime {
         Ok(Run {
             ms: started.elapsed().as_secs_f64() * 1000.0,
             error: error.or(delete.error),
-            max_rss_kib: create.max_rss_kib,
         })
     }
 }
@@ -137,7 +156,7 @@ impl<'a> Running<'a> {
     fn start(runtime: &'a Runtime, scratch: &Path) -> Result<Running<'a>> {
         let id = format!("{}-exec", runtime.id);
         let stderr = scratch.join(format!("{}-running", runtime.name));
-        let (pid, create) = runtime.create(&runtime.sleep_bundle, &id, &stderr)?;
+        let (pid, create) = runtime.create(&runtime.sleep_bundle, &id, &stderr, None)?;
         if let Some(error) = create.error {
             let _ = runtime.simple("delete", &id, &stderr);
             bail!("create: {error}");
@@ -155,13 +174,9 @@ impl<'a> Running<'a> {
         Ok(running)
     }
 
-    fn exec(&self, stderr: &Path) -> Result<Run> {
-        run_command(
-            &mut self
-                .runtime
-                .command(&["exec".as_ref(), self.id.as_ref(), "/bin/true".as_ref()]),
-            stderr,
-        )
+    fn exec(&self, stderr: &Path, peak: Option<&Path>) -> Result<Run> {
+        let args = ["exec".as_ref(), self.id.as_ref(), "/bin/true".as_ref()];
+        run_command(&mut self.runtime.command(&args, peak), stderr)
     }
 }
 
@@ -170,7 +185,7 @@ impl Drop for Running<'_> {
         // SAFETY: kill takes plain integers; `pid` is the container process we are the
         // subreaper of and have not reaped, so it cannot have been reused.
         unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
-        let _ = wait4(self.pid);
+        let _ = wait_pid(self.pid);
         let stderr = self.scratch.join(format!("{}-delete", self.runtime.name));
         match self.runtime.simple("delete", &self.id, &stderr) {
             Ok(Run { error: None, .. }) => {}
@@ -260,6 +275,7 @@ impl Bench<'_> {
             name: name.to_string(),
             program,
             prefix,
+            peak_rss: t.peak_rss.clone(),
             root,
             pid_dir: base,
             true_bundle,
@@ -319,28 +335,46 @@ impl Bench<'_> {
                 jobs.push((k, op));
             }
         }
-        let mut rss: Vec<Vec<f64>> = vec![Vec::new(); jobs.len()];
+        let one = |i: usize, stderr: &Path, peak: Option<&Path>| -> Result<Run> {
+            let (k, op) = jobs[i];
+            let runtime = &runtimes[k].1;
+            let run = match (op, &running[k]) {
+                (0, _) => runtime.run(stderr, peak)?,
+                (1, _) => runtime.lifecycle(stderr, peak)?,
+                (_, Some(live)) => live.exec(stderr, peak)?,
+                (_, None) => bail!("no running container"),
+            };
+            reap_orphans();
+            Ok(run)
+        };
         println!(
             "==> oci: {} contenders, {WARMUPS} warm-ups + {rounds} rounds, alternated",
             labels.len()
         );
         let mut times = alternate_runs(&labels, WARMUPS, rounds, &scratch, |i, stderr| {
-            let (k, op) = jobs[i];
-            let runtime = &runtimes[k].1;
-            let run = match op {
-                0 => runtime.run(stderr)?,
-                1 => runtime.lifecycle(stderr)?,
-                _ => running[k]
-                    .as_ref()
-                    .expect("only running ones")
-                    .exec(stderr)?,
-            };
-            reap_orphans();
-            if run.error.is_none() {
-                rss[i].push(run.max_rss_kib as f64);
-            }
+            let run = one(i, stderr, None)?;
             Ok((run.ms, run.error))
         })?;
+        println!("==> oci: peak RSS, {MEMORY_ROUNDS} untimed runs each under peak-rss, alternated");
+        let mut rss: Vec<Vec<f64>> = vec![Vec::new(); jobs.len()];
+        for _ in 0..MEMORY_ROUNDS {
+            for (i, samples) in rss.iter_mut().enumerate() {
+                let out = scratch.join(format!("peak-rss-{i}"));
+                let _ = fs::remove_file(&out);
+                let run = one(i, &scratch.join(format!("peak-stderr-{i}")), Some(&out))?;
+                let kib = fs::read_to_string(&out)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<f64>().ok());
+                match (run.error, kib) {
+                    (None, Some(kib)) => samples.push(kib),
+                    (error, _) => println!(
+                        "    {}: no peak RSS sample ({})",
+                        labels[i].name,
+                        error.unwrap_or_else(|| "peak-rss wrote nothing".into())
+                    ),
+                }
+            }
+        }
         drop(running);
         let rss_rows = runtimes
             .iter()

@@ -74,12 +74,9 @@ pub struct Run {
     pub ms: f64,
     /// Why it failed (status and the last line of stderr), if it did.
     pub error: Option<String>,
-    /// `ru_maxrss` from `wait4`: the largest resident set (KiB) of the process and of the
-    /// descendants it waited for.
-    pub max_rss_kib: u64,
 }
 
-/// Runs `command` with stderr in `stderr` and reaps it with `wait4`.
+/// Runs `command` with stderr in `stderr` and waits for it.
 pub fn run_command(command: &mut Command, stderr: &Path) -> Result<Run> {
     super::interrupt::check()?;
     let file = File::create(stderr).with_context(|| format!("create {}", stderr.display()))?;
@@ -88,27 +85,22 @@ pub fn run_command(command: &mut Command, stderr: &Path) -> Result<Run> {
     let child = command
         .spawn()
         .with_context(|| format!("run {}", command.get_program().to_string_lossy()))?;
-    let (status, usage) = wait4(child.id())?;
+    let mut child = child;
+    let status = child.wait()?;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     let error = (!status.success()).then(|| failure(&status.to_string(), stderr));
-    Ok(Run {
-        ms,
-        error,
-        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
-    })
+    Ok(Run { ms, error })
 }
 
-/// Waits for our child `pid` (a `Child` not waited for otherwise, or a process we reap as
-/// its subreaper): its status and resource usage.
-pub fn wait4(pid: u32) -> Result<(ExitStatus, libc::rusage)> {
+/// Waits for `pid`, a child of ours that is no `Child` (a container process we reap as its
+/// subreaper): its status.
+pub fn wait_pid(pid: u32) -> Result<ExitStatus> {
     let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
-        // SAFETY: `status` and `usage` are live locals the call writes into; `pid` is our child.
-        let ret = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+        // SAFETY: `status` is a live local the call writes into; `pid` is our child.
+        let ret = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
         if ret >= 0 {
-            return Ok((ExitStatus::from_raw(status), usage));
+            return Ok(ExitStatus::from_raw(status));
         }
         let error = std::io::Error::last_os_error();
         if error.kind() != std::io::ErrorKind::Interrupted {
