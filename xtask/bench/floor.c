@@ -9,9 +9,21 @@
  * gap between the two floors is what those features cost the kernel; the gap between the
  * full floor and nsinit is nsinit's own work.
  *
- * usage: floor [--full] ROOTFS CMD [ARGS...]
+ * With --hardened FILTER it does what --full does plus the kernel work of nsinit's hardened
+ * default (container.json without a `security` opt-out): the rootfs bound `nodev`, the
+ * masked paths hidden (/dev/null bound over files, an empty read-only tmpfs over
+ * directories), the read-only paths bound read-only onto themselves, no_new_privs, and the
+ * seccomp filter in FILTER (a raw array of struct sock_filter, flags 0: the bench writes
+ * nsinit's default program there) loaded last before exec. The lists are those of
+ * runtime/src/spec/container_json/lower.rs (a test of xtask keeps them equal).
+ *
+ * usage: floor [--full | --hardened FILTER] ROOTFS CMD [ARGS...]
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
@@ -22,6 +34,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -66,22 +79,90 @@ static void full_setup(void) {
         if (prctl(PR_CAPBSET_DROP, caps[i])) _exit(125);
 }
 
+/* nsinit's MASKED_PATHS and READONLY_PATHS (runtime/src/spec/container_json/lower.rs). */
+static const char *masked[] = {
+    "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+};
+static const char *readonly[] = {
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+
+/* The per-mount flags of the mount under `path` a bind remount must repeat. */
+static unsigned long kept_flags(const char *path) {
+    struct statvfs st;
+    if (statvfs(path, &st)) _exit(125);
+    static const struct { unsigned long st, ms; } flags[] = {
+        {ST_RDONLY, MS_RDONLY}, {ST_NOSUID, MS_NOSUID}, {ST_NODEV, MS_NODEV},
+        {ST_NOEXEC, MS_NOEXEC}, {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME},
+        {ST_RELATIME, MS_RELATIME},
+    };
+    unsigned long kept = 0;
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (st.f_flag & flags[i].st) kept |= flags[i].ms;
+    return kept;
+}
+
+/* The masks and read-only binds of the hardened default; a path this kernel lacks is skipped. */
+static void hardened_paths(void) {
+    struct stat st;
+    for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
+        if (lstat(masked[i], &st)) { if (errno == ENOENT) continue; _exit(125); }
+        if (S_ISDIR(st.st_mode)) {
+            if (mount("tmpfs", masked[i], "tmpfs", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC,
+                      "size=0,mode=555")) _exit(125);
+        } else if (mount("/dev/null", masked[i], NULL, MS_BIND, NULL)) _exit(125);
+    }
+    for (size_t i = 0; i < sizeof readonly / sizeof readonly[0]; i++) {
+        if (lstat(readonly[i], &st)) { if (errno == ENOENT) continue; _exit(125); }
+        if (mount(readonly[i], readonly[i], NULL, MS_BIND|MS_REC, NULL)) _exit(125);
+        if (mount(NULL, readonly[i], NULL, MS_BIND|MS_REMOUNT|MS_RDONLY|kept_flags(readonly[i]), NULL))
+            _exit(125);
+    }
+}
+
+/* Reads a raw sock_filter array from `path` (exits 125 when it is not one). */
+static struct sock_fprog read_filter(const char *path) {
+    static struct sock_filter program[BPF_MAXINSNS];
+    int fd = open(path, O_RDONLY|O_CLOEXEC);
+    if (fd < 0) { perror(path); exit(125); }
+    ssize_t n = read(fd, program, sizeof program);
+    close(fd);
+    if (n <= 0 || n % sizeof program[0]) { fprintf(stderr, "%s: not a BPF program\n", path); exit(125); }
+    return (struct sock_fprog){.len = n / sizeof program[0], .filter = program};
+}
+
 int main(int argc, char **argv) {
     int full = argc > 1 && strcmp(argv[1], "--full") == 0;
-    if (argc < 3 + full) { fprintf(stderr, "usage: floor [--full] ROOTFS CMD [ARGS...]\n"); return 2; }
-    const char *root = argv[1 + full];
-    char **cmd = argv + 2 + full;
+    int hardened = argc > 2 && strcmp(argv[1], "--hardened") == 0;
+    int skip = full + 2 * hardened;
+    if (argc < 3 + skip) {
+        fprintf(stderr, "usage: floor [--full | --hardened FILTER] ROOTFS CMD [ARGS...]\n");
+        return 2;
+    }
+    struct sock_fprog filter = {0};
+    if (hardened) filter = read_filter(argv[2]);
+    const char *root = argv[1 + skip];
+    char **cmd = argv + 2 + skip;
     pid_t pid = syscall(SYS_clone, CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET|SIGCHLD, 0, 0, 0, 0);
     if (pid < 0) { perror("clone"); return 125; }
     if (pid == 0) {
         if (mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)) _exit(125);
         if (mount(root, root, NULL, MS_BIND|MS_REC, NULL)) _exit(125);
+        if (hardened && mount(NULL, root, NULL, MS_BIND|MS_REMOUNT|MS_NODEV|kept_flags(root), NULL))
+            _exit(125);
         if (chdir(root)) _exit(125);
         if (syscall(SYS_pivot_root, ".", ".")) _exit(125);
         if (umount2(".", MNT_DETACH)) _exit(125);
         if (chdir("/")) _exit(125);
         if (mount("proc", "/proc", "proc", MS_NOSUID|MS_NOEXEC|MS_NODEV, NULL)) _exit(125);
-        if (full) full_setup();
+        if (full || hardened) full_setup();
+        if (hardened) {
+            hardened_paths();
+            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) _exit(125);
+            if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filter)) _exit(125);
+        }
         execv(cmd[0], cmd);
         _exit(127);
     }

@@ -46,6 +46,32 @@ fn config_with(cgroup: Option<(&str, u64)>, address: Option<&str>) -> Result<Str
     Ok(serde_json::to_string_pretty(&config)?)
 }
 
+/// The protections of container.json's `security` object, each on unless turned off.
+pub const PROTECTIONS: [&str; 5] = [
+    "masked_paths",
+    "readonly_paths",
+    "devices",
+    "seccomp",
+    "no_new_privileges",
+];
+
+/// `config` (a container.json) with the protections named in `off` turned off in its
+/// `security` object; with none, the hardened default (no `security` object).
+pub fn opted_out(config: &str, off: &[&str]) -> Result<String> {
+    let mut config: Value = serde_json::from_str(config)?;
+    if !off.is_empty() {
+        let security: serde_json::Map<String, Value> = off
+            .iter()
+            .map(|name| (name.to_string(), json!(false)))
+            .collect();
+        config
+            .as_object_mut()
+            .context("container.json is not an object")?
+            .insert("security".into(), Value::Object(security));
+    }
+    Ok(serde_json::to_string_pretty(&config)?)
+}
+
 /// The address of container `i` of a scale batch: 172.17.0.2 and up.
 pub fn scale_address(i: usize) -> String {
     let host = i + 2;
@@ -74,6 +100,21 @@ mod tests {
             full["network"],
             json!({ "address": "172.17.0.9/16", "gateway": "172.17.42.1", "bridge": "docker0", "mtu": 1500 })
         );
+    }
+
+    #[test]
+    fn protections_are_turned_off_by_name() {
+        let base = container_json(None, None).unwrap();
+        let all: Value = serde_json::from_str(&opted_out(&base, &PROTECTIONS).unwrap()).unwrap();
+        assert_eq!(
+            all["security"],
+            json!({ "masked_paths": false, "readonly_paths": false, "devices": false, "seccomp": false, "no_new_privileges": false })
+        );
+        let one: Value = serde_json::from_str(&opted_out(&base, &["seccomp"]).unwrap()).unwrap();
+        assert_eq!(one["security"], json!({ "seccomp": false }));
+        let none: Value = serde_json::from_str(&opted_out(&base, &[]).unwrap()).unwrap();
+        assert!(none.get("security").is_none());
+        assert_eq!(none["hostname"], "koye");
     }
 
     #[test]

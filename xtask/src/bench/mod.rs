@@ -3,12 +3,19 @@
 //! namespace standing in for the host (bridge `docker0` with 172.17.42.1/16), so every
 //! contender pays the same and the real host's network is never touched. It prints markdown
 //! tables and the targets with PASS/MISS, and writes JSON to `<target>/bench/`.
+//!
+//! Sections: `start` (issue 8), `hardened` (issue 13: the default protections against the
+//! `security` opt-out and `floor.c --hardened`), `join`, `oci` (issue 14: nsinit-oci against
+//! runc and crun through runc's CLI), `memory`, `scale`.
 
 mod config;
+mod hardened;
 mod interrupt;
 mod limit;
 mod oci;
 mod report;
+mod runtimes;
+mod seccomp;
 mod stats;
 mod timing;
 
@@ -29,7 +36,7 @@ use crate::cargo::{build_dynamic_nsinit, build_release_nsinit, step, target_dir,
 use crate::prereqs;
 use crate::procfs::{self, CgroupMount};
 use crate::standin::StandIn;
-use config::{container_json, scale_address, CGROUP_PARENT};
+use config::{container_json, opted_out, scale_address, CGROUP_PARENT, PROTECTIONS};
 use report::{median_of, Leftovers, Measured, MemoryRow, ScaleRow, TimeRow};
 use stats::summarize;
 use timing::{alternate, Contender};
@@ -61,33 +68,39 @@ const NSENTER: &str = "nsenter -m -u -i -n -p";
 #[derive(Debug, Clone, Copy)]
 struct Sections {
     start: bool,
+    hardened: bool,
     join: bool,
+    oci: bool,
     memory: bool,
     scale: bool,
 }
 
 impl Sections {
-    const NAMES: [&'static str; 4] = ["start", "join", "memory", "scale"];
+    const NAMES: [&'static str; 6] = ["start", "hardened", "join", "oci", "memory", "scale"];
 
     fn parse(list: Option<&str>) -> Result<Sections> {
-        let Some(list) = list else {
-            return Ok(Sections {
-                start: true,
-                join: true,
-                memory: true,
-                scale: true,
-            });
+        let wanted: Vec<&str> = match list {
+            Some(list) => list.split(',').map(str::trim).collect(),
+            None => Self::NAMES.to_vec(),
         };
-        let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
         if let Some(bad) = wanted.iter().find(|w| !Self::NAMES.contains(w)) {
-            bail!("--only {bad}: expected a comma-separated list of start, join, memory, scale");
+            bail!(
+                "--only {bad}: expected a comma-separated list of {}",
+                Self::NAMES.join(", ")
+            );
         }
         Ok(Sections {
             start: wanted.contains(&"start"),
+            hardened: wanted.contains(&"hardened"),
             join: wanted.contains(&"join"),
+            oci: wanted.contains(&"oci"),
             memory: wanted.contains(&"memory"),
             scale: wanted.contains(&"scale"),
         })
+    }
+
+    fn all(&self) -> bool {
+        self.start && self.hardened && self.join && self.oci && self.memory && self.scale
     }
 }
 
@@ -122,10 +135,18 @@ pub fn run(mut args: Args) -> Result<()> {
     }
     let out = target_dir().join("bench");
     fs::create_dir_all(&out)?;
+    let nsinit = build_release_nsinit()?;
+    // `cargo build -p nsinit` builds both of the crate's binaries.
+    let nsinit_oci = nsinit.with_file_name("nsinit-oci");
     let tools = Tools {
-        nsinit: build_release_nsinit()?,
+        nsinit_oci: match nsinit_oci.is_file() {
+            true => Ok(nsinit_oci),
+            false => Err(format!("{} was not built", nsinit_oci.display())),
+        },
+        nsinit,
         nsinit_dynamic: build_dynamic_nsinit()?,
         floor: compile(&out, "floor")?,
+        peak_rss: compile(&out, "peak-rss")?,
         hide_cgroup2: if is_hybrid(&procfs::cgroup_mounts()?) {
             Some(compile(&out, "hide-cgroup2")?)
         } else {
@@ -170,10 +191,20 @@ pub fn run(mut args: Args) -> Result<()> {
     } else {
         Vec::new()
     };
+    let hardened = if sections.hardened {
+        bench.hardened(rounds)?
+    } else {
+        Vec::new()
+    };
     let join = if sections.join {
         bench.join(rounds)?
     } else {
         Vec::new()
+    };
+    let runtimes = if sections.oci {
+        Some(bench.runtimes(rounds)?)
+    } else {
+        None
     };
     // Before the scale section, which loads the machine itself.
     let load_after = load_average();
@@ -192,7 +223,7 @@ pub fn run(mut args: Args) -> Result<()> {
     drop(standin);
     drop(work);
 
-    let measured = measured(&start, &join, &memory, &scale);
+    let measured = measured(&start, &hardened, &join, &memory, &scale);
     let targets = report::targets(&measured);
     let elapsed = began.elapsed();
     let markdown = markdown(
@@ -201,7 +232,9 @@ pub fn run(mut args: Args) -> Result<()> {
         busy,
         rounds,
         &start,
+        &hardened,
         &join,
+        runtimes.as_ref(),
         &memory,
         &limits,
         &scale,
@@ -227,7 +260,14 @@ pub fn run(mut args: Args) -> Result<()> {
         "rounds": rounds,
         "scale_batches": scale_rounds,
         "start": report::rows_json(&start),
+        "hardened": report::rows_json(&hardened),
+        "hardened_costs_ms": hardened::costs(&hardened)
+            .iter()
+            .map(|(what, cost)| json!({ "what": what, "ms": cost }))
+            .collect::<Vec<_>>(),
         "join": report::rows_json(&join),
+        "oci": runtimes.as_ref().map(|r| report::rows_json(&r.times)),
+        "oci_peak_rss": runtimes.as_ref().map(|r| report::peak_json(&r.rss)),
         "memory": report::memory_json(&memory),
         "memory_limit": limit::json(&limits),
         "scale": report::scale_json(&scale),
@@ -236,7 +276,7 @@ pub fn run(mut args: Args) -> Result<()> {
     });
     let text = serde_json::to_string_pretty(&document)?;
     // latest.* is the last full run; a run of some sections only is kept under its date.
-    let full = sections.start && sections.join && sections.memory && sections.scale;
+    let full = sections.all();
     let suffix = if full { "" } else { "-partial" };
     let dated = out.join(format!("bench-{}{suffix}.json", machine.stamp));
     fs::write(&dated, &text)?;
@@ -263,8 +303,12 @@ pub fn run(mut args: Args) -> Result<()> {
 /// The binaries the bench runs.
 struct Tools {
     nsinit: PathBuf,
+    /// The OCI front-end, built with nsinit (or why it is missing).
+    nsinit_oci: Result<PathBuf, String>,
     nsinit_dynamic: PathBuf,
     floor: PathBuf,
+    /// Runs a command and writes its peak RSS (KiB) to a file.
+    peak_rss: PathBuf,
     /// crun's way onto a hybrid cgroup host (None: the host is not hybrid).
     hide_cgroup2: Option<PathBuf>,
     runc: Option<PathBuf>,
@@ -496,8 +540,24 @@ impl Bench<'_> {
             .args(["exec", "/bin/sleep", "3600"]);
         let live = Live::start(command, &scratch.join("join-stderr"))?;
         let target = live.pid1.to_string();
+        let off = self.container(
+            "join-opted-out",
+            &opted_out(&container_json(None, None)?, &PROTECTIONS)?,
+        )?;
+        let mut command = Command::new(&self.tools.nsinit);
+        command
+            .arg("-C")
+            .arg(&off)
+            .args(["exec", "/bin/sleep", "3600"]);
+        let live_off = Live::start(command, &scratch.join("join-opted-out-stderr"))?;
         let contenders = [
             self.nsinit(NSINIT, &self.tools.nsinit, &dir, &["/bin/true"]),
+            self.nsinit(
+                hardened::OPTED_OUT,
+                &self.tools.nsinit,
+                &off,
+                &["/bin/true"],
+            ),
             self.nsinit(
                 NSINIT_DYNAMIC,
                 &self.tools.nsinit_dynamic,
@@ -521,6 +581,7 @@ impl Bench<'_> {
         );
         let rows = alternate(&contenders, WARMUPS, rounds, &scratch);
         live.stop();
+        live_off.stop();
         rows
     }
 
@@ -1052,6 +1113,7 @@ fn utc(secs: u64) -> (String, String) {
 
 fn measured(
     start: &[TimeRow],
+    hardened: &[TimeRow],
     join: &[TimeRow],
     memory: &[MemoryRow],
     scale: &[ScaleRow],
@@ -1085,6 +1147,11 @@ fn measured(
         scale_failures: (!scale.is_empty()).then(|| scale.iter().map(|r| r.failures).sum()),
         scale_leftovers: (!scale.is_empty())
             .then(|| scale.iter().map(|r| r.leftovers.total()).sum()),
+        hardened: median_of(hardened, hardened::HARDENED),
+        opted_out: median_of(hardened, hardened::OPTED_OUT),
+        seed_hardened: median_of(hardened, hardened::SEED_HARDENED),
+        seed_opted_out: median_of(hardened, hardened::SEED_OPTED_OUT),
+        floor_hardened: median_of(hardened, hardened::FLOOR_HARDENED),
     }
 }
 
@@ -1095,7 +1162,9 @@ fn markdown(
     busy: f64,
     rounds: usize,
     start: &[TimeRow],
+    hardened: &[TimeRow],
     join: &[TimeRow],
+    runtimes: Option<&runtimes::Results>,
     memory: &[MemoryRow],
     limits: &[limit::LimitRow],
     scale: &[ScaleRow],
@@ -1123,9 +1192,47 @@ fn markdown(
         );
         out.push_str(&report::time_table(start, NSINIT));
     }
+    if !hardened.is_empty() {
+        out.push_str(
+            "\n### Hardened default: every protection of `security` on (the default) and off\n\n",
+        );
+        out.push_str(&report::time_table(hardened, hardened::HARDENED));
+        out.push_str(
+            "\nWhere the hardened default's time goes: the default's median less the median \
+             of the default with that one protection off (one run, so the parts need not add \
+             up to the whole):\n\n",
+        );
+        out.push_str(&report::cost_table(&hardened::costs(hardened)));
+    }
     if !join.is_empty() {
         out.push_str("\n### Join: `/bin/true` in a running container\n\n");
         out.push_str(&report::time_table(join, NSINIT));
+    }
+    if let Some(runtimes) = runtimes {
+        out.push_str(
+            "\n### nsinit-oci, runc and crun through runc's CLI, one bundle (`runc spec`, five \
+             namespaces, a cgroup), alternated in one run\n",
+        );
+        for operation in runtimes::OPERATIONS {
+            let rows: Vec<TimeRow> = runtimes
+                .times
+                .iter()
+                .filter(|r| r.name.ends_with(&format!(" {operation}")))
+                .cloned()
+                .collect();
+            out.push_str(&format!("\n`{operation}`:\n\n"));
+            out.push_str(&report::time_table(
+                &rows,
+                &format!("nsinit-oci {operation}"),
+            ));
+        }
+        out.push_str(&format!(
+            "\nPeak RSS of the runtime process (`peak-rss.c`: `ru_maxrss` of a fork of a small \
+             static program that execs the runtime, so the process and those it reaped, the \
+             container's process before its `execve` included; for the lifecycle, `create`'s), \
+             median of {MEMORY_ROUNDS} untimed runs:\n\n"
+        ));
+        out.push_str(&report::peak_table(&runtimes.rss, "nsinit-oci"));
     }
     if !memory.is_empty() {
         out.push_str(&format!(
@@ -1175,9 +1282,11 @@ mod tests {
     #[test]
     fn sections_are_chosen_by_name() {
         let s = Sections::parse(Some("start,scale")).unwrap();
-        assert!(s.start && s.scale && !s.join && !s.memory);
+        assert!(s.start && s.scale && !s.join && !s.memory && !s.hardened && !s.oci);
+        assert!(!s.all());
         assert!(Sections::parse(Some("startup")).is_err());
-        let all = Sections::parse(None).unwrap();
-        assert!(all.start && all.join && all.memory && all.scale);
+        let some = Sections::parse(Some("hardened,oci")).unwrap();
+        assert!(some.hardened && some.oci && !some.start);
+        assert!(Sections::parse(None).unwrap().all());
     }
 }

@@ -130,6 +130,68 @@ pub fn memory_table(rows: &[MemoryRow], reference: &str) -> String {
     out
 }
 
+/// The peak RSS (KiB) of a runtime's process for each operation (`run`, `create`, `exec`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeakRow {
+    pub name: String,
+    pub kib: [Option<Summary>; 3],
+}
+
+/// `| runtime | run | create | exec | run: ratio to REFERENCE |`, medians in MiB.
+pub fn peak_table(rows: &[PeakRow], reference: &str) -> String {
+    let reference_run = rows
+        .iter()
+        .find(|r| r.name == reference)
+        .and_then(|r| r.kib[0])
+        .map(|s| s.median);
+    let mut out = format!(
+        "| runtime | run | create | exec | run: ratio to {reference} |\n|---|--:|--:|--:|--:|\n"
+    );
+    for row in rows {
+        let cell = |s: Option<Summary>| s.map_or("-".into(), |s| mib(s.median));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            row.name,
+            cell(row.kib[0]),
+            cell(row.kib[1]),
+            cell(row.kib[2]),
+            row.kib[0]
+                .zip(reference_run)
+                .and_then(|(s, r)| ratio(s.median, r))
+                .map_or("-".into(), times)
+        ));
+    }
+    out
+}
+
+pub fn peak_json(rows: &[PeakRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                let median = |op: usize| r.kib[op].map(|s| s.median);
+                json!({
+                    "runtime": r.name,
+                    "run_max_rss_kib_median": median(0),
+                    "create_max_rss_kib_median": median(1),
+                    "exec_max_rss_kib_median": median(2),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `| what | cost |`: a signed difference of medians per line.
+pub fn cost_table(costs: &[(String, Option<f64>)]) -> String {
+    let mut out = String::from("| protection | cost (difference of medians) |\n|---|--:|\n");
+    for (what, cost) in costs {
+        out.push_str(&format!(
+            "| {what} | {} |\n",
+            cost.map_or("not measured".into(), delta_ms)
+        ));
+    }
+    out
+}
+
 /// What a batch of containers left behind once all had exited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Leftovers {
@@ -262,6 +324,13 @@ pub struct Measured {
     pub per_container_100: Option<f64>,
     pub scale_failures: Option<usize>,
     pub scale_leftovers: Option<usize>,
+    /// Issue 13: the hardened default and every protection off, bare and with cgroups +
+    /// network, and the floor doing the hardened default's kernel work.
+    pub hardened: Option<f64>,
+    pub opted_out: Option<f64>,
+    pub seed_hardened: Option<f64>,
+    pub seed_opted_out: Option<f64>,
+    pub floor_hardened: Option<f64>,
 }
 
 /// One target: what it demands, what was measured, and whether it holds (`None`: could not
@@ -312,7 +381,7 @@ impl Target {
     }
 }
 
-/// Every target of issue 8 with its measured ratio or difference.
+/// Every target of issues 8 and 13 with its measured ratio or difference.
 pub fn targets(m: &Measured) -> Vec<Target> {
     let quotient = |a: Option<f64>, b: Option<f64>| ratio(a?, b?);
     let minus = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
@@ -363,6 +432,30 @@ pub fn targets(m: &Measured) -> Vec<Target> {
         ),
         Target::zero("scale: failures", m.scale_failures),
         Target::zero("scale: leftovers", m.scale_leftovers),
+        Target::at_most(
+            "hardened default, bare ≤ every protection off + 0.5 ms",
+            minus(m.hardened, m.opted_out),
+            0.5,
+            delta_ms,
+        ),
+        Target::at_most(
+            "hardened default, cgroups + network ≤ every protection off + 0.5 ms",
+            minus(m.seed_hardened, m.seed_opted_out),
+            0.5,
+            delta_ms,
+        ),
+        Target::at_most(
+            "hardened default: nsinit ≤ 1.6x floor.c --hardened",
+            quotient(m.hardened, m.floor_hardened),
+            1.6,
+            times,
+        ),
+        Target::at_most(
+            "join: nsinit ≤ 1.2x nsenter",
+            quotient(m.join, m.nsenter),
+            1.2,
+            times,
+        ),
     ]
 }
 
@@ -517,6 +610,10 @@ mod tests {
             per_container_100: Some(2.0),
             scale_failures: Some(0),
             scale_leftovers: Some(1),
+            hardened: Some(4.4),
+            opted_out: Some(4.0),
+            floor_hardened: Some(2.5),
+            ..Measured::default()
         };
         let results: Vec<(String, Option<bool>)> = targets(&m)
             .into_iter()
@@ -534,6 +631,10 @@ mod tests {
                 ("0.40x".into(), Some(true)),
                 ("0".into(), Some(true)),
                 ("1".into(), Some(false)),
+                ("+0.40 ms".into(), Some(true)),
+                ("not measured".into(), None),
+                ("1.76x".into(), Some(false)),
+                ("not measured".into(), None),
             ]
         );
         let table = targets_table(&targets(&m)[..3]);

@@ -6,8 +6,9 @@
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -62,20 +63,50 @@ impl Contender {
 /// Runs `contender` once with stderr in `stderr`: the wall time in ms from spawn to wait, and
 /// why it failed if it did.
 pub fn run_once(contender: &Contender, stderr: &Path) -> Result<(f64, Option<String>)> {
+    let run = run_command(&mut contender.command(), stderr)?;
+    Ok((run.ms, run.error))
+}
+
+/// One finished run of a command.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Wall time from spawn to reaping, in ms.
+    pub ms: f64,
+    /// Why it failed (status and the last line of stderr), if it did.
+    pub error: Option<String>,
+}
+
+/// Runs `command` with stderr in `stderr` and waits for it.
+pub fn run_command(command: &mut Command, stderr: &Path) -> Result<Run> {
     super::interrupt::check()?;
     let file = File::create(stderr).with_context(|| format!("create {}", stderr.display()))?;
-    let mut command = contender.command();
     command.stderr(file);
     let start = Instant::now();
-    let status = command
+    let child = command
         .spawn()
-        .and_then(|mut child| child.wait())
-        .with_context(|| format!("run {}", contender.program.display()))?;
-    let elapsed = start.elapsed().as_secs_f64() * 1000.0;
-    if status.success() {
-        return Ok((elapsed, None));
+        .with_context(|| format!("run {}", command.get_program().to_string_lossy()))?;
+    let mut child = child;
+    let status = child.wait()?;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let error = (!status.success()).then(|| failure(&status.to_string(), stderr));
+    Ok(Run { ms, error })
+}
+
+/// Waits for `pid`, a child of ours that is no `Child` (a container process we reap as its
+/// subreaper): its status.
+pub fn wait_pid(pid: u32) -> Result<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a live local the call writes into; `pid` is our child.
+        let ret = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if ret >= 0 {
+            return Ok(ExitStatus::from_raw(status));
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error).with_context(|| format!("wait for process {pid}"));
+        }
     }
-    Ok((elapsed, Some(failure(&status.to_string(), stderr))))
 }
 
 /// `exit status: 1: <last line of stderr>`, fit for a table cell.
@@ -106,6 +137,34 @@ pub fn alternate(
     rounds: usize,
     scratch: &Path,
 ) -> Result<Vec<TimeRow>> {
+    let labels: Vec<Label> = contenders
+        .iter()
+        .map(|c| Label {
+            name: c.name.clone(),
+            when_failing: c.when_failing,
+        })
+        .collect();
+    alternate_runs(&labels, warmups, rounds, scratch, |i, stderr| {
+        run_once(&contenders[i], stderr)
+    })
+}
+
+/// A row of [`alternate_runs`]: its name and what failing every warm-up means.
+#[derive(Debug, Clone)]
+pub struct Label {
+    pub name: String,
+    pub when_failing: Option<&'static str>,
+}
+
+/// [`alternate`] for contenders that are more than one command: `run(i, stderr)` runs
+/// contender `i` once and returns its time in ms and why it failed, if it did.
+pub fn alternate_runs(
+    contenders: &[Label],
+    warmups: usize,
+    rounds: usize,
+    scratch: &Path,
+    mut run: impl FnMut(usize, &Path) -> Result<(f64, Option<String>)>,
+) -> Result<Vec<TimeRow>> {
     let stderr: Vec<PathBuf> = (0..contenders.len())
         .map(|i| scratch.join(format!("stderr-{i}")))
         .collect();
@@ -127,7 +186,7 @@ pub fn alternate(
             if rows[i].unavailable.is_some() {
                 continue;
             }
-            let (ms, error) = run_once(contender, &stderr[i])?;
+            let (ms, error) = run(i, &stderr[i])?;
             match (error, warm) {
                 (None, false) => rows[i].samples.push(ms),
                 (None, true) => {}
