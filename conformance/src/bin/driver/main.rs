@@ -13,6 +13,7 @@ mod expect;
 mod harness;
 mod lifecycle;
 mod network;
+mod protect;
 mod stage;
 mod standin;
 mod suite;
