@@ -4,3 +4,4 @@
 pub mod facts;
 pub mod names;
 pub mod oci;
+pub mod protect;

@@ -14,6 +14,7 @@ mod harness;
 mod lifecycle;
 mod network;
 mod oci;
+mod protect;
 mod stage;
 mod standin;
 mod suite;

@@ -147,6 +147,7 @@ pub fn cases(host: &Host) -> Vec<Case> {
     cases.push(concurrent_starts());
     cases.extend(crate::cgroups::cases());
     cases.extend(crate::network::cases());
+    cases.extend(crate::protect::cases());
     cases
 }
 

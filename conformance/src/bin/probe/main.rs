@@ -6,6 +6,7 @@
 mod gather;
 mod oci;
 mod ping;
+mod protect;
 mod sys;
 
 use std::io::Write;
@@ -21,7 +22,8 @@ use serde_json::json;
 const USAGE: &str =
     "usage: probe facts | facts-then-sleep SECS | exit N | segv | kill-self SIG | sleep SECS \
                      | try mount|mknod|sethostname|chroot|load-module|nice | wait-signal \
-                     | cat-file PATH | write-file PATH TEXT | alloc MIB | ping ADDR";
+                     | cat-file PATH | write-file PATH TEXT | alloc MIB | ping ADDR \
+                     | protect [--handle TYPE:HEX] [--then-sleep SECS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
             }
             Err(_) => return usage(&format!("alloc: {mib} is not a number of MiB")),
         },
+        ["protect", rest @ ..] => return protect(rest),
         _ => return usage("unknown or missing subcommand"),
     }
     ExitCode::SUCCESS
@@ -102,6 +105,33 @@ fn print(value: &impl Serialize) {
     let text = serde_json::to_string(value).expect("facts serialize");
     // A closed stdout leaves nothing to report to.
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
+/// `protect [--handle TYPE:HEX] [--then-sleep SECS]`: the report, then maybe a sleep (for a
+/// PID 1 that others join while it lives).
+fn protect(args: &[&str]) -> ExitCode {
+    let mut handle = None;
+    let mut sleep = None;
+    let mut args = args.iter();
+    while let Some(&arg) = args.next() {
+        let value = args.next().copied();
+        match (arg, value) {
+            ("--handle", Some(text)) => match conformance::protect::Handle::from_arg(text) {
+                Some(parsed) => handle = Some(parsed),
+                None => return usage(&format!("protect: {text} is not TYPE:HEX")),
+            },
+            ("--then-sleep", Some(secs)) => match seconds(secs) {
+                Some(duration) => sleep = Some(duration),
+                None => return usage(&format!("protect: {secs} is not a number of seconds")),
+            },
+            _ => return usage(&format!("protect: unknown or incomplete argument {arg}")),
+        }
+    }
+    print(&protect::report(handle.as_ref()));
+    if let Some(duration) = sleep {
+        std::thread::sleep(duration);
+    }
+    ExitCode::SUCCESS
 }
 
 fn kill_self(signal: &str) -> ExitCode {

@@ -2,8 +2,10 @@
 //! code. Everything here is plain libc: no NSS, so a static build works in any rootfs.
 
 use std::ffi::{CStr, CString};
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -229,10 +231,15 @@ pub fn unmount(target: &Path) -> Attempt {
 
 /// Create the character device 1:3 at `path` (needs `CAP_MKNOD`).
 pub fn mknod_null(path: &Path) -> Attempt {
+    mknod_char(path, 1, 3)
+}
+
+/// Create the character device `major:minor` at `path`, mode 0600 (needs `CAP_MKNOD`).
+pub fn mknod_char(path: &Path, major: u32, minor: u32) -> Attempt {
     let path = cstring(path);
-    let mode = libc::S_IFCHR | 0o666;
+    let mode = libc::S_IFCHR | 0o600;
     // SAFETY: `path` is NUL-terminated and outlives the call.
-    attempt(unsafe { libc::mknod(path.as_ptr(), mode, libc::makedev(1, 3)) })
+    attempt(unsafe { libc::mknod(path.as_ptr(), mode, libc::makedev(major, minor)) })
 }
 
 /// Set the hostname (needs `CAP_SYS_ADMIN`).
@@ -279,6 +286,12 @@ pub fn errno_name(errno: i32) -> String {
         libc::EROFS => "EROFS",
         libc::ENOSYS => "ENOSYS",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ENXIO => "ENXIO",
+        libc::ENOSPC => "ENOSPC",
+        libc::ESTALE => "ESTALE",
+        libc::ENOKEY => "ENOKEY",
+        libc::E2BIG => "E2BIG",
+        libc::ELOOP => "ELOOP",
         _ => return format!("errno {errno}"),
     };
     name.to_string()
@@ -335,4 +348,225 @@ pub fn segfault() -> ! {
     // process before anything can observe it.
     unsafe { address.write_volatile(1) };
     unreachable!("a write to address 16 did not fault")
+}
+
+/// The outcome of a call that returns a number or -1 with errno.
+fn attempt_long(rc: libc::c_long) -> Attempt {
+    if rc >= 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// `keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_THREAD_KEYRING, 0)`: looks the thread's keyring
+/// up without creating it (ENOKEY when it has none).
+pub fn keyctl_lookup() -> Attempt {
+    const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
+    const KEY_SPEC_THREAD_KEYRING: libc::c_long = -1;
+    // SAFETY: integer arguments only; the call reads and writes no memory of ours.
+    attempt_long(unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_GET_KEYRING_ID,
+            KEY_SPEC_THREAD_KEYRING,
+            0,
+        )
+    })
+}
+
+/// `add_key` with an empty key type, which the kernel refuses (EINVAL) before anything else.
+pub fn add_key_without_type() -> Attempt {
+    const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
+    // SAFETY: both strings are NUL-terminated statics; the payload is absent (null, 0).
+    attempt_long(unsafe {
+        libc::syscall(
+            libc::SYS_add_key,
+            c"".as_ptr(),
+            c"nsinit-probe".as_ptr(),
+            std::ptr::null::<u8>(),
+            0usize,
+            KEY_SPEC_SESSION_KEYRING,
+        )
+    })
+}
+
+/// `bpf` with a command no kernel has and no attributes (EINVAL).
+pub fn bpf_unknown_command() -> Attempt {
+    // SAFETY: a null attribute pointer with size 0: the kernel copies nothing.
+    attempt_long(unsafe { libc::syscall(libc::SYS_bpf, 10_000, std::ptr::null::<u8>(), 0u32) })
+}
+
+/// `perf_event_open` without attributes (EFAULT once the kernel reads them).
+pub fn perf_event_open_without_attributes() -> Attempt {
+    // SAFETY: a null attribute pointer: the kernel's read of it faults and it returns EFAULT.
+    attempt_long(unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            std::ptr::null::<u8>(),
+            0,
+            -1,
+            -1,
+            0u64,
+        )
+    })
+}
+
+/// `clone3` with a size below the smallest `struct clone_args` (EINVAL: no process is made).
+pub fn clone3_too_small() -> Attempt {
+    // SAFETY: a null pointer with size 0: the kernel refuses the size before reading.
+    attempt_long(unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) })
+}
+
+/// `unshare(flags)`, for the calling process.
+pub fn unshare(flags: libc::c_int) -> Attempt {
+    // SAFETY: integer argument only.
+    attempt(unsafe { libc::unshare(flags) })
+}
+
+/// How a child process made by [`in_child`] ended.
+pub enum ChildEnd {
+    /// Its exit code and what it wrote to its pipe.
+    Exited(i32, Vec<u8>),
+    Killed(i32),
+    /// No child: fork, pipe or wait failed.
+    NotRun(io::Error),
+}
+
+/// Run `work` in a forked child with the write end of a pipe, exit with what it returns, and
+/// report how the child ended with what it wrote. For calls that may change or kill the
+/// process making them. The probe is single-threaded, so the child may do anything.
+pub fn in_child(work: impl FnOnce(&mut File) -> i32) -> ChildEnd {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return ChildEnd::NotRun(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded: both fds are open and nobody else owns them.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the probe runs no other thread, so the child is a complete copy of it.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return ChildEnd::NotRun(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        drop(read);
+        let code = work(&mut File::from(write));
+        // SAFETY: ends the child at once, without running the parent's exit handlers twice.
+        unsafe { libc::_exit(code) };
+    }
+    drop(write);
+    let mut wrote = Vec::new();
+    let _ = File::from(read).read_to_end(&mut wrote);
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is ours to write.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return ChildEnd::NotRun(io::Error::last_os_error());
+    }
+    if libc::WIFSIGNALED(status) {
+        ChildEnd::Killed(libc::WTERMSIG(status))
+    } else {
+        ChildEnd::Exited(libc::WEXITSTATUS(status), wrote)
+    }
+}
+
+/// `struct file_handle` as the kernel reads it: the handle's size, its type, its bytes.
+pub fn file_handle(handle_type: i32, bytes: &[u8]) -> Vec<u8> {
+    let mut fh = Vec::with_capacity(8 + bytes.len());
+    fh.extend_from_slice(&(bytes.len() as u32).to_ne_bytes());
+    fh.extend_from_slice(&handle_type.to_ne_bytes());
+    fh.extend_from_slice(bytes);
+    fh
+}
+
+/// `open_by_handle_at(mount, fh, O_RDONLY)` through the 64-bit ABI.
+pub fn open_by_handle(mount: &File, fh: &[u8]) -> Result<File, i32> {
+    // SAFETY: `fh` is a complete `struct file_handle` (see [`file_handle`]) that outlives the
+    // call; on success the kernel returns a new fd that we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount.as_raw_fd(),
+            fh.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd as i32) })
+}
+
+/// A copy of `bytes` in memory below 4 GiB (`MAP_32BIT`), where x86's 32-bit ABI can point.
+pub struct Low {
+    address: *mut libc::c_void,
+    len: usize,
+}
+
+impl Low {
+    pub fn copy_of(bytes: &[u8]) -> io::Result<Low> {
+        let len = bytes.len().max(1);
+        // SAFETY: a fresh private anonymous mapping; we own it until munmap in Drop.
+        let address = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                -1,
+                0,
+            )
+        };
+        if address == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the mapping is `len` >= `bytes.len()` bytes, writable, and ours alone.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), address.cast::<u8>(), bytes.len()) };
+        Ok(Low { address, len })
+    }
+
+    /// The address as x86's ABI takes it.
+    pub fn address32(&self) -> u32 {
+        self.address as usize as u32
+    }
+}
+
+impl Drop for Low {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and nothing points into it any more.
+        unsafe { libc::munmap(self.address, self.len) };
+    }
+}
+
+/// `open_by_handle_at(mount, fh, O_RDONLY)` through x86's `int $0x80` ABI: call 342 in the
+/// i386 table, arguments in ebx, ecx, edx. The 32-bit ABI reads only the low halves, so `fh`
+/// must be below 4 GiB.
+#[cfg(target_arch = "x86_64")]
+pub fn open_by_handle_int80(mount: &File, fh: &Low) -> Result<File, i32> {
+    const I386_OPEN_BY_HANDLE_AT: i32 = 342;
+    let result: i32;
+    // SAFETY: the call takes an fd, a pointer to a complete `struct file_handle` below 4 GiB
+    // that outlives the call, and flags. LLVM reserves rbx, so the fd is swapped into ebx
+    // around the interrupt and back; the kernel may clobber r8-r11 on this path.
+    unsafe {
+        std::arch::asm!(
+            "xchg {fd:e}, ebx",
+            "int 0x80",
+            "xchg {fd:e}, ebx",
+            fd = inout(reg) mount.as_raw_fd() => _,
+            inlateout("eax") I386_OPEN_BY_HANDLE_AT => result,
+            in("ecx") fh.address32(),
+            in("edx") libc::O_RDONLY,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+        );
+    }
+    match result {
+        // SAFETY: the kernel just returned this fd; nothing else owns it.
+        fd @ 0.. => Ok(unsafe { File::from_raw_fd(fd) }),
+        errno => Err(-errno),
+    }
 }
