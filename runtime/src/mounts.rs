@@ -11,14 +11,19 @@
 //! the very file checked (`/proc/self/fd/N`), and a mask's `/dev/null` is verified to be the
 //! real device by its fd before it is bound (CVE-2025-31133).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{open, OFlag};
+use nix::dir::Dir;
+use nix::fcntl::{open, openat, readlinkat, AtFlags, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{fstat, lstat, makedev, mknod, Mode, SFlag};
+use nix::sys::stat::{
+    fchmod, fchmodat, fstat, fstatat, futimens, lstat, makedev, mkdirat, mknod, mknodat, utimensat,
+    FchmodatFlags, Mode, SFlag, UtimensatFlags,
+};
 use nix::sys::statvfs::{statvfs, FsFlags};
-use nix::unistd::{chdir, chroot, mkdir, pivot_root, symlinkat};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{chdir, chroot, fchown, fchownat, mkdir, pivot_root, symlinkat, Gid, Uid};
 
 use crate::error::{StepContext, StepError};
 use crate::plan::{
@@ -149,6 +154,9 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
         let target = m.destination.as_str();
         let flags = flags(&m.options);
         match &m.source {
+            MountSource::Fs { fstype, source } if fstype == "tmpfs" => {
+                mount_tmpfs(m, source, target, flags)?;
+            }
             MountSource::Fs { fstype, source } => {
                 ensure_mount_point(target, true)?;
                 mount(
@@ -217,6 +225,139 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
         }
     }
     Ok(())
+}
+
+/// A tmpfs as runc makes one: when it covers a directory, its root takes that directory's
+/// mode and, with `tmpcopyup`, a copy of what it holds; a read-only one is mounted writable
+/// and made read-only once filled.
+fn mount_tmpfs(m: &Mount, source: &str, target: &str, flags: MsFlags) -> Result<(), StepError> {
+    // Still reachable through this fd once the tmpfs covers it.
+    let covered = match open_directory(target) {
+        Ok(dir) => {
+            let st = fstat(&dir).step(|| format!("inspect mount point {target}"))?;
+            Some((dir, Mode::from_bits_truncate(st.st_mode & 0o7777)))
+        }
+        Err(_) => None,
+    };
+    ensure_mount_point(target, true)?;
+    mount(
+        Some(source),
+        target,
+        Some("tmpfs"),
+        flags - MsFlags::MS_RDONLY,
+        m.data.as_deref(),
+    )
+    .step(|| format!("mount tmpfs on {target}"))?;
+    if let Some((covered, mode)) = covered {
+        let fresh = open_directory(target)?;
+        fchmod(&fresh, mode).step(|| format!("give tmpfs {target} the mode {mode:o} it covers"))?;
+        if m.options.contains(&MountOption::CopyUp) {
+            copy_tree(covered.as_fd(), fresh.as_fd(), target)?;
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        remount(target, flags)?;
+    }
+    Ok(())
+}
+
+/// A directory fd of `path`, not following a symlink in its last component.
+fn open_directory(path: &str) -> Result<OwnedFd, StepError> {
+    open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| format!("open directory {path}"))
+}
+
+/// `tmpcopyup`: copy the tree under the directory `from` (what a new tmpfs now covers) into
+/// the directory `to` (the tmpfs): directories, files, symlinks and special files with
+/// their owners, modes and times, never following a symlink. Hard links become copies.
+fn copy_tree(from: BorrowedFd<'_>, to: BorrowedFd<'_>, shown: &str) -> Result<(), StepError> {
+    let mut dir = Dir::openat(
+        from,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .step(|| format!("read directory {shown} to copy it up"))?;
+    let names: Vec<std::ffi::CString> = dir
+        .iter()
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_owned())
+        .filter(|name| name.as_bytes() != b"." && name.as_bytes() != b"..")
+        .collect();
+    for name in &names {
+        let path = format!("{shown}/{}", name.to_string_lossy());
+        copy_entry(from, to, name, &path)?;
+    }
+    Ok(())
+}
+
+fn copy_entry(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    shown: &str,
+) -> Result<(), StepError> {
+    let st =
+        fstatat(from, name, AtFlags::AT_SYMLINK_NOFOLLOW).step(|| format!("inspect {shown}"))?;
+    let (uid, gid) = (
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+    );
+    let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
+    let atime = TimeSpec::new(st.st_atime, st.st_atime_nsec);
+    let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
+    let nofollow = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let copied: nix::Result<()> = match kind(st.st_mode) {
+        SFlag::S_IFDIR => {
+            mkdirat(to, name, Mode::from_bits_truncate(0o700))
+                .step(|| format!("create {shown}"))?;
+            let open_dir = |at, flags| {
+                openat(
+                    at,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | nofollow | flags,
+                    Mode::empty(),
+                )
+            };
+            let source = open_dir(from, OFlag::empty()).step(|| format!("open {shown}"))?;
+            let copy = open_dir(to, OFlag::empty()).step(|| format!("open the copy of {shown}"))?;
+            copy_tree(source.as_fd(), copy.as_fd(), shown)?;
+            fchown(&copy, uid, gid)
+                .and_then(|()| fchmod(&copy, perm))
+                .and_then(|()| futimens(&copy, &atime, &mtime))
+        }
+        SFlag::S_IFREG => {
+            let source = openat(from, name, OFlag::O_RDONLY | nofollow, Mode::empty())
+                .step(|| format!("open {shown}"))?;
+            let copy = openat(
+                to,
+                name,
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | nofollow,
+                Mode::from_bits_truncate(0o600),
+            )
+            .step(|| format!("create {shown}"))?;
+            let (mut source, mut copy) = (std::fs::File::from(source), std::fs::File::from(copy));
+            std::io::copy(&mut source, &mut copy).step(|| format!("copy the bytes of {shown}"))?;
+            fchown(&copy, uid, gid)
+                .and_then(|()| fchmod(&copy, perm))
+                .and_then(|()| futimens(&copy, &atime, &mtime))
+        }
+        SFlag::S_IFLNK => {
+            let target = readlinkat(from, name).step(|| format!("read symlink {shown}"))?;
+            symlinkat(target.as_os_str(), to, name)
+                .and_then(|()| fchownat(to, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW))
+                .and_then(|()| utimensat(to, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink))
+        }
+        special => mknodat(to, name, special, perm, st.st_rdev)
+            .and_then(|()| fchownat(to, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW))
+            .and_then(|()| fchmodat(to, name, perm, FchmodatFlags::NoFollowSymlink))
+            .and_then(|()| utimensat(to, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)),
+    };
+    copied.step(|| format!("give the copy of {shown} its owner, mode and times"))
 }
 
 /// Attach `tree`, a detached clone of a host file or directory, onto `target` inside the
@@ -479,6 +620,7 @@ fn flags(options: &[MountOption]) -> MsFlags {
             MountOption::StrictAtime => MsFlags::MS_STRICTATIME,
             MountOption::NoAtime => MsFlags::MS_NOATIME,
             MountOption::NoDirAtime => MsFlags::MS_NODIRATIME,
+            MountOption::CopyUp => MsFlags::empty(),
         }
     })
 }

@@ -64,23 +64,49 @@ pub fn open_pty() -> Result<Pty, StepError> {
 /// `--console-socket` convention: one message carrying the fd as `SCM_RIGHTS`, its text the
 /// terminal's name). conmon and containerd's shim relay the terminal from there.
 pub fn send_to_console_socket(socket: &Path, master: BorrowedFd<'_>) -> Result<(), StepError> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::net::UnixStream;
-    let stream = UnixStream::connect(socket)
-        .step(|| format!("connect to console socket {}", socket.display()))?;
-    let name = b"/dev/ptmx";
-    let iov = [std::io::IoSlice::new(name)];
-    let fds = [master.as_raw_fd()];
-    let rights = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
-    nix::sys::socket::sendmsg::<()>(
-        stream.as_raw_fd(),
-        &iov,
-        &rights,
-        nix::sys::socket::MsgFlags::empty(),
-        None,
-    )
-    .step(|| format!("send the terminal to console socket {}", socket.display()))?;
-    Ok(())
+    ConsoleSocket::connect(socket)?.send(master)
+}
+
+/// A connection to a `--console-socket`, made before the pty exists (an `exec` connects on
+/// the host, before it enters the container's mount namespace, where the path is not).
+pub struct ConsoleSocket {
+    stream: std::os::unix::net::UnixStream,
+    path: std::path::PathBuf,
+}
+
+impl ConsoleSocket {
+    pub fn connect(socket: &Path) -> Result<ConsoleSocket, StepError> {
+        let stream = std::os::unix::net::UnixStream::connect(socket)
+            .step(|| format!("connect to console socket {}", socket.display()))?;
+        Ok(ConsoleSocket {
+            stream,
+            path: socket.to_path_buf(),
+        })
+    }
+
+    /// Send `master`: one message carrying the fd as `SCM_RIGHTS`, its text the terminal's
+    /// name.
+    pub fn send(self, master: BorrowedFd<'_>) -> Result<(), StepError> {
+        use std::os::fd::AsRawFd;
+        let name = b"/dev/ptmx";
+        let iov = [std::io::IoSlice::new(name)];
+        let fds = [master.as_raw_fd()];
+        let rights = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        nix::sys::socket::sendmsg::<()>(
+            self.stream.as_raw_fd(),
+            &iov,
+            &rights,
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )
+        .step(|| {
+            format!(
+                "send the terminal to console socket {}",
+                self.path.display()
+            )
+        })?;
+        Ok(())
+    }
 }
 
 /// Give the terminal of `master` this many rows and columns.

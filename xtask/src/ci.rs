@@ -1,11 +1,12 @@
 //! `cargo xtask ci`: prerequisites, format, lints, unit and integration tests, then the
-//! conformance suite on this host and in QEMU (`--no-vm` stops before the suite).
+//! conformance suite on this host and in QEMU, and nsinit-oci driven by podman, containerd
+//! and the CRI (`cargo xtask engines`; `--no-vm` stops before these suites).
 
 use anyhow::Result;
 
 use crate::args::Args;
-use crate::cargo::{cargo, step};
-use crate::{host_test, prereqs, rootfs, vm_test};
+use crate::cargo::{binary_dir, cargo, step};
+use crate::{engines, host_test, prereqs, rootfs, vm_test};
 
 pub fn run(mut args: Args) -> Result<()> {
     let vm = !args.flag("--no-vm");
@@ -47,6 +48,19 @@ pub fn run(mut args: Args) -> Result<()> {
         host_test::run(Args::new([]))?;
         println!("==> vm-test");
         vm_test::run(Args::new([]))?;
+        println!("==> engines (nsinit-oci)");
+        step(
+            "cargo build -p nsinit --bin nsinit-oci",
+            cargo().args(["build", "-p", "nsinit", "--bin", "nsinit-oci"]),
+        )?;
+        let runtime = binary_dir("debug").join("nsinit-oci");
+        // Without runc as the reference: `cargo xtask engines` alone runs it too, and it
+        // costs as much again (51 s with one runtime here).
+        engines::run(Args::new([
+            "--runtime".to_string(),
+            runtime.display().to_string(),
+            "--no-reference".to_string(),
+        ]))?;
     }
     println!("ci: all steps passed");
     Ok(())

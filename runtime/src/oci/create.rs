@@ -99,7 +99,8 @@ fn make(
             Some(Command::new(&argv, &plan.process.env).map_err(crate::Error::from)?)
         }
     };
-    let gate = Gate::create(&locked.dir.join(EXEC_FIFO))?;
+    let user = &plan.process.user;
+    let gate = Gate::create(&locked.dir.join(EXEC_FIFO), (user.uid, user.gid))?;
     let mut created = process::create(&process::Start {
         plan: &plan,
         clone_flags,
@@ -167,18 +168,82 @@ fn read_config(path: &Path) -> Result<String, OciError> {
 /// Write `pid` to `path` whole: a temp file in the same directory renamed over it, so a
 /// reader never sees half a pid.
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), OciError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}", std::process::id()));
-    fs::write(&temp, pid.to_string())
-        .and_then(|()| fs::rename(&temp, path))
-        .map_err(|e| {
-            let _ = fs::remove_file(&temp);
-            OciError::io(format!("write pid file {}", path.display()), e)
+    PidFile::open(path)?.write(pid)
+}
+
+/// A pid file whose directory is held open: `exec` opens it on the host before joining the
+/// container's mount namespace, where the path names nothing (or something else), and
+/// writes it after the fork.
+pub struct PidFile {
+    dir: OwnedFd,
+    name: OsString,
+    path: PathBuf,
+}
+
+impl PidFile {
+    pub fn open(path: &Path) -> Result<PidFile, OciError> {
+        use nix::fcntl::OFlag;
+        let failed = |e: nix::Error| {
+            OciError::io(
+                format!("write pid file {}", path.display()),
+                std::io::Error::from(e),
+            )
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| OciError::Invalid(format!("pid file {}: no file name", path.display())))?
+            .to_os_string();
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let dir = nix::fcntl::open(
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(failed)?;
+        Ok(PidFile {
+            dir,
+            name,
+            path: path.to_path_buf(),
         })
+    }
+
+    /// Write `pid` whole: a temp file in the same directory renamed over the pid file, so a
+    /// reader never sees half a pid.
+    pub fn write(&self, pid: i32) -> Result<(), OciError> {
+        use nix::fcntl::{openat, renameat, OFlag};
+        use nix::sys::stat::Mode;
+        let mut temp = OsString::from(".");
+        temp.push(&self.name);
+        temp.push(format!(".{}", std::process::id()));
+        let temp = PathBuf::from(temp);
+        let written = openat(
+            &self.dir,
+            &temp,
+            OFlag::O_WRONLY
+                | OFlag::O_CREAT
+                | OFlag::O_TRUNC
+                | OFlag::O_CLOEXEC
+                | OFlag::O_NOFOLLOW,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map_err(std::io::Error::from)
+        .and_then(|fd| {
+            let mut file = fs::File::from(fd);
+            std::io::Write::write_all(&mut file, pid.to_string().as_bytes())
+        })
+        .and_then(|()| {
+            renameat(&self.dir, &temp, &self.dir, Path::new(&self.name))
+                .map_err(std::io::Error::from)
+        });
+        written.map_err(|e| {
+            let _ =
+                nix::unistd::unlinkat(&self.dir, &temp, nix::unistd::UnlinkatFlags::NoRemoveDir);
+            OciError::io(format!("write pid file {}", self.path.display()), e)
+        })
+    }
 }
 
 impl Root {

@@ -64,6 +64,16 @@ pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
         action: "exec in",
         status: Status::Stopped,
     })?;
+    // Both are host paths: reached before the join enters the container's mount namespace.
+    let pid_file = options
+        .pid_file
+        .as_deref()
+        .map(create::PidFile::open)
+        .transpose()?;
+    let console_socket = match (&options.console_socket, process.terminal) {
+        (Some(path), true) => Some(terminal::ConsoleSocket::connect(path)?),
+        _ => None,
+    };
     let mut joined = join::join(&join::Join {
         plan: &record.plan,
         process: &process,
@@ -72,12 +82,12 @@ pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
         preserve_fds: options.preserve_fds,
     })?;
     let mut master = joined.pty_master.take();
-    if let (Some(pty), Some(socket)) = (&master, &options.console_socket) {
-        terminal::send_to_console_socket(socket, pty.as_fd())?;
+    if let (Some(pty), Some(socket)) = (&master, console_socket) {
+        socket.send(pty.as_fd())?;
         master = None;
     }
-    if let Some(path) = &options.pid_file {
-        create::write_pid_file(path, joined.child.pid.as_raw())?;
+    if let Some(pid_file) = &pid_file {
+        pid_file.write(joined.child.pid.as_raw())?;
     }
     let Some(signals) = signals else {
         joined.child.disown();

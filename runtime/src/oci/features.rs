@@ -28,6 +28,7 @@ pub fn run(_ctx: &mut Context) -> Result<i32, OciError> {
         "mountOptions": [
             "bind", "rbind", "ro", "rw", "rro", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
             "sync", "dirsync", "relatime", "strictatime", "noatime", "nodiratime",
+            "tmpcopyup",
             "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"
         ],
         "linux": {

@@ -229,6 +229,9 @@ pub enum MountOption {
     StrictAtime,
     NoAtime,
     NoDirAtime,
+    /// A new tmpfs starts with a copy of what the directory it covers holds (`tmpcopyup`).
+    #[serde(rename = "tmpcopyup")]
+    CopyUp,
 }
 
 /// Mount propagation (`mount --make-*`).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{open, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
-use nix::unistd::mkfifo;
+use nix::unistd::{chown, getegid, geteuid, mkfifo, Gid, Uid};
 
 use crate::error::{StepContext, StepError};
 
@@ -26,12 +26,19 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Make the fifo at `path` (mode 0600: only root may release the container).
-    pub fn create(path: &Path) -> Result<Gate, StepError> {
+    /// Make the fifo at `path`, mode 0600 and owned by `owner` (uid, gid): the process,
+    /// which opens it once it has become its user, and root, who releases it.
+    pub fn create(path: &Path, owner: (u32, u32)) -> Result<Gate, StepError> {
         mkfifo(path, Mode::from_bits_truncate(0o600))
             .step(|| format!("create the exec fifo {}", path.display()))?;
         let fd = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
             .step(|| format!("open the exec fifo {}", path.display()))?;
+        let (uid, gid) = (Uid::from_raw(owner.0), Gid::from_raw(owner.1));
+        if uid != geteuid() || gid != getegid() {
+            // Not through the O_PATH fd: fchown refuses those.
+            chown(path, Some(uid), Some(gid))
+                .step(|| format!("give the exec fifo {} to {uid}:{gid}", path.display()))?;
+        }
         Ok(Gate {
             path: path.to_path_buf(),
             fd,

@@ -9,6 +9,7 @@ mod cli;
 mod devices;
 mod lifecycle;
 mod network;
+mod oci;
 mod resources;
 mod run;
 mod state;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         devices::trials(),
         lifecycle::trials(),
         network::trials(),
+        oci::trials(),
         resources::trials(),
         run::trials(),
         state::trials(),

@@ -21,7 +21,7 @@ pub fn needs_root() -> Ran {
 }
 
 /// A template busybox rootfs, built and read once per test binary.
-fn template() -> &'static fixtures::Template {
+pub fn template() -> &'static fixtures::Template {
     static TEMPLATE: OnceLock<(tempfile::TempDir, fixtures::Template)> = OnceLock::new();
     &TEMPLATE
         .get_or_init(|| {

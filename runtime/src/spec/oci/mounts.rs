@@ -5,7 +5,8 @@
 //! Options, in order, later ones winning (`ro` then `rw` is read-write), as runc reads them:
 //! flags and their negations (`ro`/`rw`, `nosuid`/`suid`, `nodev`/`dev`, `noexec`/`exec`,
 //! `sync`/`async`, `dirsync`, `relatime`/`norelatime`, `strictatime`/`nostrictatime`,
-//! `noatime`/`atime`, `nodiratime`/`diratime`, `rro`/`rrw`, `defaults`), propagation
+//! `noatime`/`atime`, `nodiratime`/`diratime`, `rro`/`rrw`, `defaults`, `tmpcopyup` on a
+//! tmpfs), propagation
 //! (`private`, `slave`, `shared`, `unbindable` and their `r` forms), `bind`/`rbind`. Flags
 //! nsinit cannot set are refused. Anything else is filesystem data (`mode=755`,
 //! `newinstance`, an unknown word alike), joined with `,` as runc does: the kernel judges it
@@ -33,7 +34,7 @@ pub const MOUNT_TYPES: [&str; 9] = [
 ];
 
 /// A per-mount flag option: set (`true`) or cleared (`false`).
-const FLAGS: [(&str, MountOption, bool); 20] = [
+const FLAGS: [(&str, MountOption, bool); 21] = [
     ("ro", MountOption::ReadOnly, true),
     ("rw", MountOption::ReadOnly, false),
     ("nosuid", MountOption::NoSuid, true),
@@ -54,6 +55,7 @@ const FLAGS: [(&str, MountOption, bool); 20] = [
     ("nodiratime", MountOption::NoDirAtime, true),
     ("diratime", MountOption::NoDirAtime, false),
     ("rro", MountOption::RecursiveReadOnly, true),
+    ("tmpcopyup", MountOption::CopyUp, true),
 ];
 
 /// Options that ask for nothing nsinit does not already do: the kernel's defaults.
@@ -67,8 +69,9 @@ const NO_OPS: [&str; 7] = [
     "loud",
 ];
 
-/// Flags runc knows and nsinit cannot set, with why.
-const REFUSED: [(&str, &str); 9] = [
+/// Flags runc knows and nsinit cannot set, with why. (`tmpcopyup` is a flag above: the
+/// engine copies what a new tmpfs covers into it.)
+const REFUSED: [(&str, &str); 8] = [
     ("mand", "mandatory locking is gone from Linux (5.15)"),
     ("lazytime", "nsinit does not set MS_LAZYTIME"),
     ("nosymfollow", "nsinit does not set MS_NOSYMFOLLOW"),
@@ -77,10 +80,6 @@ const REFUSED: [(&str, &str); 9] = [
     (
         "remount",
         "nsinit mounts anew; it does not remount an existing mount",
-    ),
-    (
-        "tmpcopyup",
-        "copying the image's files up into a new tmpfs is not supported",
     ),
     ("idmap", "ID-mapped mounts are not supported yet"),
     ("ridmap", "ID-mapped mounts are not supported yet"),
@@ -202,6 +201,11 @@ fn mount(field: &str, value: &Json, ignored: &Ignored) -> Checked<Mount> {
     let options = object.optional("options", options)?.unwrap_or_default();
     let data = (!options.data.is_empty()).then(|| options.data.join(","));
     let mut flags = options.flags;
+    let tmpfs = options.bind.is_none() && fstype.as_deref() == Some("tmpfs");
+    if flags.contains(&MountOption::CopyUp) && !tmpfs {
+        let why = "only a tmpfs is filled with what it covers";
+        return refused(&object.path("options"), "tmpcopyup", why);
+    }
 
     let bind = match (options.bind, fstype.as_deref()) {
         (Some(recursive), _) => Some(recursive),

@@ -404,6 +404,9 @@ fn what_asks_for_nothing(#[case] json: &str, #[case] nothing: bool) {
 #[case::mount_cgroup_v1(
     r#"{"mounts": [{"destination": "/sys/fs/cgroup", "type": "cgroup", "options": ["ro"]}]}"#
 )]
+#[case::mount_tmpcopyup(
+    r#"{"mounts": [{"destination": "/tmp", "type": "tmpfs", "options": ["rw", "nosuid", "nodev", "tmpcopyup"]}]}"#
+)]
 #[case::mount_fs_source_defaults_to_type(
     r#"{"mounts": [{"destination": "/run", "type": "tmpfs"}]}"#
 )]
@@ -498,7 +501,7 @@ fn accepted(#[case] patch: &str) {
 #[case::mount_bind_with_data("mount_bind_with_data", &with(r#"{"mounts": [{"destination": "/x", "source": "/x", "options": ["rbind", "mode=755", "uid=0"]}]}"#))]
 #[case::mount_uid_mappings("mount_uid_mappings", &with(r#"{"mounts": [{"destination": "/x", "source": "/x", "options": ["bind"], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}]}"#))]
 #[case::mount_option_idmap("mount_option_idmap", &with(r#"{"mounts": [{"destination": "/x", "source": "/x", "options": ["bind", "idmap"]}]}"#))]
-#[case::mount_option_tmpcopyup("mount_option_tmpcopyup", &with(r#"{"mounts": [{"destination": "/run", "type": "tmpfs", "options": ["tmpcopyup"]}]}"#))]
+#[case::mount_option_tmpcopyup_on_bind("mount_option_tmpcopyup_on_bind", &with(r#"{"mounts": [{"destination": "/x", "source": "/x", "options": ["bind", "tmpcopyup"]}]}"#))]
 #[case::mount_option_mand("mount_option_mand", &with(r#"{"mounts": [{"destination": "/run", "type": "tmpfs", "options": ["mand"]}]}"#))]
 #[case::mount_option_recursive_attr("mount_option_recursive_attr", &with(r#"{"mounts": [{"destination": "/x", "source": "/x", "options": ["rbind", "rnosuid"]}]}"#))]
 #[case::mount_option_number("mount_option_number", &with(r#"{"mounts": [{"destination": "/run", "type": "tmpfs", "options": [755]}]}"#))]
