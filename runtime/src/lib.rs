@@ -21,6 +21,7 @@ pub mod spec;
 pub mod state;
 pub mod sys;
 pub mod terminal;
+pub mod userns;
 
 use std::path::PathBuf;
 

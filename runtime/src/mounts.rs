@@ -403,14 +403,60 @@ pub fn make_rootfs_readonly() -> Result<(), StepError> {
     remount("/", MsFlags::MS_RDONLY)
 }
 
-/// Make the plan's device nodes and the usual `/dev` symlinks (`fd`, `stdin`, `ptmx`, ...).
-pub fn make_devices(devices: &[DeviceNode]) -> Result<(), StepError> {
-    for device in devices {
+/// The host's node for each of `devices` (the same path, as runc binds them), checked to be
+/// the device asked for and cloned as a detached mount: in a user namespace the kernel
+/// refuses `mknod`, so [`make_devices`] binds these instead. Host paths: run before
+/// [`enter_rootfs`].
+pub fn open_host_nodes(devices: &[DeviceNode]) -> Result<Vec<OwnedFd>, StepError> {
+    devices
+        .iter()
+        .map(|device| {
+            let path = device.path.as_str();
+            let node = open(
+                path,
+                OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                Mode::empty(),
+            )
+            .step(|| format!("open the host's {path} to bind into the user namespace"))?;
+            let st = fstat(&node).step(|| format!("inspect the host's {path}"))?;
+            let kind = match device.kind {
+                DeviceKind::Char => SFlag::S_IFCHR,
+                DeviceKind::Block => SFlag::S_IFBLK,
+                DeviceKind::Fifo => SFlag::S_IFIFO,
+            };
+            let wanted = makedev(device.major, device.minor);
+            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != kind
+                || (device.kind != DeviceKind::Fifo && st.st_rdev != wanted)
+            {
+                return Err(nix::Error::ENODEV).step(|| {
+                    format!(
+                        "bind the host's {path}: it is not the device {}:{}",
+                        device.major, device.minor
+                    )
+                });
+            }
+            sys::open_tree_clone(node.as_fd(), false)
+                .step(|| format!("clone the mount of the host's {path}"))
+        })
+        .collect()
+}
+
+/// Make the plan's device nodes (or, given `host_nodes` from [`open_host_nodes`], bind
+/// them) and the usual `/dev` symlinks (`fd`, `stdin`, `ptmx`, ...).
+pub fn make_devices(
+    devices: &[DeviceNode],
+    host_nodes: Option<&[OwnedFd]>,
+) -> Result<(), StepError> {
+    for (i, device) in devices.iter().enumerate() {
         let path = device.path.as_str();
         let (major, minor) = (device.major, device.minor);
         if let Some(parent) = Path::new(path).parent() {
             std::fs::create_dir_all(parent)
                 .step(|| format!("create {} for device {path}", parent.display()))?;
+        }
+        if let Some(nodes) = host_nodes {
+            bind(&nodes[i], path, false)?;
+            continue;
         }
         let kind = match device.kind {
             DeviceKind::Char => SFlag::S_IFCHR,

@@ -8,6 +8,8 @@ use crate::plan::{Namespace, Plan};
 pub enum NamespaceError {
     #[error("namespaces: {0} is not supported yet")]
     Unsupported(&'static str),
+    #[error("namespaces: a new user namespace needs its uid and gid maps")]
+    NoMaps,
     #[error(
         "namespaces: NEWNS is missing: nsinit enters the rootfs with pivot_root, which needs a \
          private mount namespace (add \"NEWNS\" to namespaces)"
@@ -19,8 +21,8 @@ pub enum NamespaceError {
 /// cgroup namespace is unshared once the process sits in its cgroup, so that the cgroup
 /// becomes the namespace's root.
 pub fn clone_flags(plan: &Plan) -> Result<u64, NamespaceError> {
-    if plan.has(Namespace::User) {
-        return Err(NamespaceError::Unsupported("NEWUSER"));
+    if plan.new_user_namespace() && plan.id_maps.is_none() {
+        return Err(NamespaceError::NoMaps);
     }
     if !plan.new_namespaces().any(|ns| ns == Namespace::Mount) {
         return Err(NamespaceError::MountNamespaceRequired);

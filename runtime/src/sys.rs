@@ -219,6 +219,51 @@ pub fn move_mount(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()
     Ok(())
 }
 
+/// A new, detached mount of the filesystem `fstype` (no source, `options` as `key` or
+/// `key=value` strings), with the per-mount `attrs` (`MOUNT_ATTR_*`): `fsopen`, `fsconfig`,
+/// `fsmount` (Linux 5.2). The kernel decides whether the caller may mount it (a proc or
+/// sysfs in a user namespace only while one is fully visible) here, in the caller's mount
+/// namespace as it is now; [`move_mount`] attaches it later.
+pub fn new_detached_mount(fstype: &str, options: &[&str], attrs: u64) -> io::Result<OwnedFd> {
+    let c = |text: &str| CString::new(text).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    let fstype = c(fstype)?;
+    // SAFETY: `fstype` is a valid C string for the call.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    let config = |cmd: libc::c_uint, key: Option<&CString>, value: Option<&CString>| {
+        let ptr = |text: Option<&CString>| text.map_or(std::ptr::null(), |t| t.as_ptr());
+        // SAFETY: `fs` is a valid fd; key and value are valid C strings or null, as the
+        // command expects; aux is 0.
+        let ret = unsafe {
+            libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, ptr(key), ptr(value), 0)
+        };
+        match ret < 0 {
+            true => Err(io::Error::last_os_error()),
+            false => Ok(()),
+        }
+    };
+    for option in options {
+        match option.split_once('=') {
+            Some((key, value)) => config(libc::FSCONFIG_SET_STRING, Some(&c(key)?), Some(&c(value)?))?,
+            None => config(libc::FSCONFIG_SET_FLAG, Some(&c(option)?), None)?,
+        }
+    }
+    config(libc::FSCONFIG_CMD_CREATE, None, None)?;
+    // SAFETY: `fs` is a valid fs context fd; flags and attrs are plain integers.
+    let mount = unsafe {
+        libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs)
+    };
+    if mount < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(mount as RawFd) })
+}
+
 /// `mount_setattr(2)` setting `MOUNT_ATTR_RDONLY` on the mount at `fd` and, with
 /// `AT_RECURSIVE`, on every mount below it (Linux 5.12).
 pub fn make_tree_readonly(fd: BorrowedFd<'_>) -> io::Result<()> {

@@ -1,5 +1,5 @@
 //! `features`: what this runtime supports, as runtime-spec's features document says it,
-//! truthfully: no user namespaces (yet), no systemd cgroups, no AppArmor, SELinux or RDT,
+//! truthfully: no systemd cgroups, no AppArmor, SELinux or RDT,
 //! seccomp without agents (`SCMP_ACT_NOTIFY`).
 
 use super::container::OCI_VERSION;
@@ -10,7 +10,6 @@ use crate::seccomp::{Action, Arch, ArgOp, Flag};
 pub fn run(_ctx: &mut Context) -> Result<i32, OciError> {
     let namespaces: Vec<&str> = Namespace::ALL
         .into_iter()
-        .filter(|ns| *ns != Namespace::User)
         .map(|ns| match ns {
             Namespace::Mount => "mount",
             Namespace::Net => "network",

@@ -8,6 +8,7 @@
 //! is honoured by the engine; a front-end refuses what has no field here.
 
 mod capability;
+pub mod idmap;
 mod namespace;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use capability::Capability;
+pub use idmap::{IdMap, IdMaps};
 pub use namespace::Namespace;
 
 use crate::cgroups::{DeviceRule, Limits};
@@ -72,6 +74,9 @@ pub struct Plan {
     pub personality: Option<Personality>,
     /// The system call filter the process (and every process joining it) runs under.
     pub seccomp: Option<Seccomp>,
+    /// The maps of the container's new user namespace (the plan lists `User` without a path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_maps: Option<IdMaps>,
 }
 
 /// A seccomp filter: nsinit's default (compiled into the binary, recorded by name) or one
@@ -104,6 +109,11 @@ impl Plan {
             .iter()
             .filter(|ns| ns.path.is_none())
             .map(|ns| ns.kind)
+    }
+
+    /// Whether the container gets a new user namespace of its own, created with the others.
+    pub fn new_user_namespace(&self) -> bool {
+        self.new_namespaces().any(|ns| ns == Namespace::User)
     }
 
     /// The kinds of every namespace the container has of its own, in plan order.

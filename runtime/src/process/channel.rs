@@ -2,6 +2,7 @@
 //! socketpair carrying a few typed messages.
 //!
 //! The protocol, in order:
+//! 0. with a new user namespace, parent → child `Mapped` once its uid and gid maps are written;
 //! 1. child → parent `Ready` (mounts and hostname in place; with a terminal, the pty master rides
 //!    along as `SCM_RIGHTS`), or `Failed`;
 //! 2. parent → child `Go` (cgroup, network and `.nspid` in place);
@@ -28,6 +29,7 @@ const TAG_READY: u8 = 1;
 const TAG_GO: u8 = 2;
 const TAG_FAILED: u8 = 3;
 const TAG_WAITING: u8 = 4;
+const TAG_MAPPED: u8 = 5;
 
 /// One message of the handshake.
 #[derive(Debug)]
@@ -41,6 +43,8 @@ pub enum Message {
     Failed(Failure),
     /// The child is set up and waits at its gate for another process to release it.
     Waiting,
+    /// The parent wrote the maps of the child's new user namespace: it may act in it.
+    Mapped,
 }
 
 /// One end of the channel.
@@ -125,6 +129,10 @@ fn encode(message: &Message, bytes: &mut [u8; MAX_MESSAGE]) -> usize {
             bytes[0] = TAG_WAITING;
             1
         }
+        Message::Mapped => {
+            bytes[0] = TAG_MAPPED;
+            1
+        }
         Message::Failed(Failure { code, text }) => {
             bytes[0] = TAG_FAILED;
             bytes[1] = *code;
@@ -146,6 +154,7 @@ fn decode(datagram: &[u8], fd: Option<OwnedFd>) -> nix::Result<Option<Message>> 
             hook_state: String::from_utf8_lossy(hook_state).into_owned(),
         }),
         [TAG_WAITING, ..] => Some(Message::Waiting),
+        [TAG_MAPPED, ..] => Some(Message::Mapped),
         [TAG_FAILED, code, text @ ..] => Some(Message::Failed(Failure {
             code: *code,
             text: String::from_utf8_lossy(text).into_owned(),
@@ -180,6 +189,8 @@ mod tests {
         }
         child.send(&Message::Waiting).unwrap();
         assert!(matches!(parent.recv().unwrap(), Some(Message::Waiting)));
+        parent.send(&Message::Mapped).unwrap();
+        assert!(matches!(child.recv().unwrap(), Some(Message::Mapped)));
         let text = "mount proc on /proc: permission denied".to_string();
         child
             .send(&Message::Failed(Failure {

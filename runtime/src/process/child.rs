@@ -13,7 +13,7 @@ use nix::unistd::sethostname;
 use super::channel::{Channel, Message};
 use super::start::{Prepared, Start};
 use super::{gate, hooks, SeccompMoment};
-use crate::error::{Failure, StepContext, EXIT_SETUP};
+use crate::error::{Failure, StepContext, StepError, EXIT_SETUP};
 use crate::plan::{Namespace, Personality};
 use crate::{cgroups, mounts, procfs, sys, terminal};
 
@@ -42,6 +42,13 @@ fn setup_and_exec(
     // the handshake below reads end-of-file and we exit.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .step(|| "set the parent-death signal".into())?;
+    if plan.new_user_namespace() {
+        match channel.recv() {
+            Ok(Some(Message::Mapped)) => {}
+            _ => sys::exit_now(EXIT_SETUP),
+        }
+        become_namespace_root()?;
+    }
     for (kind, fd) in &prepared.joined {
         setns(fd, CloneFlags::from_bits_truncate(kind.clone_flag()))
             .step(|| format!("join the {} namespace", kind.proc_name()))?;
@@ -52,11 +59,16 @@ fn setup_and_exec(
     // Host paths (bind sources, createContainer hooks) are opened here, before the rootfs
     // becomes `/`.
     let sources = mounts::open_sources(&plan.mounts, &prepared.cgroup_view)?;
+    let host_nodes = match prepared.bind_devices {
+        true => Some(mounts::open_host_nodes(&plan.devices)?),
+        false => None,
+    };
     let create_hooks = hooks::open_programs(&plan.hooks.create_container)?;
     mounts::enter_rootfs(&plan.rootfs, plan.rootfs_nodev, plan.rootfs_propagation)?;
     mounts::mount_all(&plan.mounts, &sources)?;
     drop(sources);
-    mounts::make_devices(&plan.devices)?;
+    mounts::make_devices(&plan.devices, host_nodes.as_deref())?;
+    drop(host_nodes);
     // Never without a UTS namespace of our own: that would rename the host. The front-ends
     // refuse it; this guard keeps it so whatever they do.
     if plan.has(Namespace::Uts) {
@@ -144,4 +156,24 @@ fn setup_and_exec(
             text: "the container's config has no process to run".into(),
         },
     })
+}
+
+/// In a new user namespace, become its root (the host ids its maps give 0), so that what the
+/// setup creates belongs to the container; the capabilities in it, which the clone gave,
+/// stay. Without 0 in a map, the ids stay unmapped.
+fn become_namespace_root() -> Result<(), StepError> {
+    // Denied when a plain user mapped only their own gid (`setgroups` is `deny` then).
+    match nix::unistd::setgroups(&[]) {
+        Ok(()) | Err(nix::Error::EPERM) => {}
+        Err(e) => return Err(e).step(|| "clear supplementary groups".into()),
+    }
+    let root = (nix::unistd::Gid::from_raw(0), nix::unistd::Uid::from_raw(0));
+    match nix::unistd::setresgid(root.0, root.0, root.0) {
+        Ok(()) | Err(nix::Error::EINVAL) => {}
+        Err(e) => return Err(e).step(|| "become gid 0 of the user namespace".into()),
+    }
+    match nix::unistd::setresuid(root.1, root.1, root.1) {
+        Ok(()) | Err(nix::Error::EINVAL) => Ok(()),
+        Err(e) => Err(e).step(|| "become uid 0 of the user namespace".into()),
+    }
 }

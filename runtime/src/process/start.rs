@@ -22,7 +22,7 @@ use crate::error::StepContext;
 use crate::mounts::CgroupView;
 use crate::plan::{Namespace, Plan};
 use crate::sys::{self, Forked};
-use crate::{network, Error};
+use crate::{network, userns, Error};
 
 /// What a start needs.
 pub struct Start<'a> {
@@ -49,6 +49,9 @@ pub(super) struct Prepared {
     pub unshare_cgroupns: bool,
     /// What a `cgroup` mount shows.
     pub cgroup_view: CgroupView,
+    /// The child is in a user namespace other than the initial one, where the kernel
+    /// refuses `mknod`: its `/dev` nodes are binds of the host's.
+    pub bind_devices: bool,
 }
 
 /// A container set up up to its command, its first process waiting for the creator's word.
@@ -79,6 +82,8 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
             kind => joined.push((kind, fd)),
         }
     }
+    // A user namespace joined by path first: the others are entered as its root.
+    joined.sort_by_key(|(kind, _)| *kind != Namespace::User);
     let cgroup = match &plan.cgroup {
         Some(c) => {
             let hierarchy = Hierarchy::detect()?;
@@ -115,6 +120,7 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
         cgroup_tasks,
         unshare_cgroupns: cgroupns && !cgroupns_in_clone,
         cgroup_view,
+        bind_devices: plan.has(Namespace::User) || !userns::in_initial(),
     };
 
     // A pid namespace joined by path applies to the children of whoever enters it: enter it
@@ -158,6 +164,13 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
     };
     drop(child_end);
     drop(prepared);
+    if let (true, Some(maps)) = (plan.new_user_namespace(), &plan.id_maps) {
+        // Before anything else: until then, the child is nobody in its own namespace.
+        userns::write_maps(container.pid, maps)?;
+        parent_end
+            .send(&Message::Mapped)
+            .step(|| "tell the container its ids are mapped".into())?;
+    }
     // While the child mounts its rootfs, give it its network.
     if let Err(network_error) = connect_network(plan, &container) {
         // The child may have failed first, and vanished: its own reason says more.

@@ -167,6 +167,10 @@ pub enum ErrorKind {
     Unsupported { why: &'static str },
     #[error("{reason}")]
     Seccomp { reason: String },
+    #[error("{0}")]
+    IdMap(crate::plan::idmap::IdMapError),
+    #[error("a new user namespace needs {missing}: which host ids the container's are")]
+    MapsRequired { missing: &'static str },
     #[error("{value:?}: nsinit applies no {what}; leave it empty")]
     NotApplied { value: String, what: &'static str },
     #[error("{value:?} is not an absolute path")]

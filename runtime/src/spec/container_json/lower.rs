@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use super::Config;
 use crate::cgroups::{default_rules, Limits};
 use crate::plan::{
-    Capability, CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Hooks, Mount,
-    MountOption, MountSource, Namespace, NamespacePlan, Plan, Process, Propagation,
+    Capability, CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Hooks, IdMaps,
+    Mount, MountOption, MountSource, Namespace, NamespacePlan, Plan, Process, Propagation,
     PropagationKind, Seccomp, User,
 };
 
@@ -102,7 +102,12 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Plan {
             no_new_privileges: security.no_new_privileges,
             oom_score_adj: None,
         },
-        mounts: kernel_filesystems(config.has(Namespace::Ipc)),
+        mounts: kernel_filesystems(
+            config.has(Namespace::Ipc),
+            // sysfs is the network namespace's: a user namespace without a network namespace
+            // of its own may not mount it, and binds the host's, read-only.
+            !config.has(Namespace::User) || config.has(Namespace::Net),
+        ),
         devices: DEVICES
             .iter()
             .map(|&(name, major, minor)| DeviceNode {
@@ -124,12 +129,17 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Plan {
         hooks: Hooks::default(),
         personality: None,
         seccomp: security.seccomp.then_some(Seccomp::Default),
+        id_maps: config.has(Namespace::User).then(|| IdMaps {
+            uids: config.uid_mappings.clone(),
+            gids: config.gid_mappings.clone(),
+        }),
     }
 }
 
-/// `/proc`, `/sys` read-only, a fresh `/dev` tmpfs with a new devpts instance and `/dev/shm`,
-/// and `/dev/mqueue` when the container has its own IPC namespace.
-fn kernel_filesystems(mqueue: bool) -> Vec<Mount> {
+/// `/proc`, `/sys` read-only (a new sysfs, or with `own_sysfs` false a recursive bind of the
+/// host's), a fresh `/dev` tmpfs with a new devpts instance and `/dev/shm`, and `/dev/mqueue`
+/// when the container has its own IPC namespace.
+fn kernel_filesystems(mqueue: bool, own_sysfs: bool) -> Vec<Mount> {
     use MountOption::*;
     let mount =
         |fstype: &str, destination: &str, options: &[MountOption], data: Option<&str>| Mount {
@@ -144,7 +154,19 @@ fn kernel_filesystems(mqueue: bool) -> Vec<Mount> {
         };
     let mut mounts = vec![
         mount("proc", "/proc", &[NoSuid, NoExec, NoDev], None),
-        mount("sysfs", "/sys", &[NoSuid, NoExec, NoDev, ReadOnly], None),
+        match own_sysfs {
+            true => mount("sysfs", "/sys", &[NoSuid, NoExec, NoDev, ReadOnly], None),
+            false => Mount {
+                destination: "/sys".into(),
+                source: MountSource::Bind {
+                    path: "/sys".into(),
+                    recursive: true,
+                },
+                options: vec![NoSuid, NoExec, NoDev, RecursiveReadOnly],
+                propagation: None,
+                data: None,
+            },
+        },
         mount(
             "tmpfs",
             "/dev",

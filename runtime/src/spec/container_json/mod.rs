@@ -27,6 +27,7 @@ use super::json::{
     Json, Object,
 };
 use crate::cgroups::MIN_MEMORY;
+use crate::plan::idmap::{self, IdMap};
 use crate::plan::{Capability, Namespace, Network, DEFAULT_MTU, MTU_RANGE};
 
 /// `HOST_NAME_MAX`: the longest hostname `sethostname` takes.
@@ -38,7 +39,7 @@ const CGROUP_COMPONENT_MAX: usize = 255;
 /// cgroup v1 `cpu.shares` bounds (`MIN_SHARES`, `MAX_SHARES` in the kernel's scheduler).
 const CPU_SHARES_RANGE: RangeInclusive<u64> = 2..=262_144;
 
-const TOP_FIELDS: [&str; 7] = [
+const TOP_FIELDS: [&str; 9] = [
     "hostname",
     "environment",
     "namespaces",
@@ -46,7 +47,10 @@ const TOP_FIELDS: [&str; 7] = [
     "network",
     "cgroups",
     "security",
+    "uid_mappings",
+    "gid_mappings",
 ];
+const MAPPING_FIELDS: [&str; 3] = ["container_id", "host_id", "size"];
 const NETWORK_FIELDS: [&str; 4] = ["address", "gateway", "bridge", "mtu"];
 const CGROUPS_FIELDS: [&str; 5] = ["name", "parent", "memory", "memory_swap", "cpu_shares"];
 const SECURITY_FIELDS: [&str; 5] = [
@@ -81,6 +85,12 @@ pub struct Config {
     /// Which of the protections every container gets by default are on.
     #[serde(skip_serializing_if = "Security::is_default")]
     pub security: Security,
+    /// With `NEWUSER`: the host uids of the container's uids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<IdMap>,
+    /// With `NEWUSER`: the host gids of the container's gids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<IdMap>,
 }
 
 /// The protections a container gets unless its `security` object turns one off. Each is
@@ -210,14 +220,36 @@ fn read_config(json: &Json) -> Checked<Config> {
         network: top.optional("network", network)?,
         cgroups: top.optional("cgroups", cgroups)?,
         security: top.optional("security", security)?.unwrap_or_default(),
+        uid_mappings: top.optional("uid_mappings", mappings)?.unwrap_or_default(),
+        gid_mappings: top.optional("gid_mappings", mappings)?.unwrap_or_default(),
     };
     let needs = [
         ("hostname", config.hostname.is_some(), Namespace::Uts),
         ("network", config.network.is_some(), Namespace::Net),
+        (
+            "uid_mappings",
+            !config.uid_mappings.is_empty(),
+            Namespace::User,
+        ),
+        (
+            "gid_mappings",
+            !config.gid_mappings.is_empty(),
+            Namespace::User,
+        ),
     ];
     for (field, set, namespace) in needs {
         if set && !config.has(namespace) {
             return invalid(field, ErrorKind::NeedsNamespace { namespace });
+        }
+    }
+    if config.has(Namespace::User) {
+        for (missing, map) in [
+            ("uid_mappings", &config.uid_mappings),
+            ("gid_mappings", &config.gid_mappings),
+        ] {
+            if map.is_empty() {
+                return invalid("namespaces", ErrorKind::MapsRequired { missing });
+            }
         }
     }
     Ok(config)
@@ -538,6 +570,43 @@ fn mtu(field: &str, value: &Json) -> Checked<u32> {
             },
         ),
     }
+}
+
+/// `uid_mappings` or `gid_mappings`: `[{"container_id": 0, "host_id": 100000, "size": 65536}]`,
+/// checked as the kernel will take it.
+fn mappings(field: &str, value: &Json) -> Checked<Vec<IdMap>> {
+    let map = array(field, value)?
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let at = item(field, i);
+            let object = Object::read(&at, line, &MAPPING_FIELDS)?;
+            Ok(IdMap {
+                container_id: object.required("container_id", id)?,
+                host_id: object.required("host_id", id)?,
+                size: object.required("size", id)?,
+            })
+        })
+        .collect::<Checked<Vec<IdMap>>>()?;
+    idmap::check(&map).map_err(|(index, error)| Invalid {
+        field: index.map_or(field.to_string(), |i| item(field, i)),
+        kind: ErrorKind::IdMap(error),
+    })?;
+    Ok(map)
+}
+
+/// A uid, gid or count of them: 0 to 4294967295.
+fn id(field: &str, value: &Json) -> Checked<u32> {
+    let n = integer(field, value, "an integer from 0 to 4294967295")?;
+    u32::try_from(n).or_else(|_| {
+        invalid(
+            field,
+            ErrorKind::OutOfRange {
+                value: n.to_string(),
+                range: 0..=u64::from(u32::MAX),
+            },
+        )
+    })
 }
 
 fn security(field: &str, value: &Json) -> Checked<Security> {

@@ -5,16 +5,20 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::super::error::{ErrorKind, Hint};
-use super::super::json::{array, child, closest, invalid, item, string, wrong_type, Checked, Json};
+use super::super::json::{
+    array, child, closest, invalid, item, string, wrong_type, Checked, Invalid, Json,
+};
 use super::mounts::propagation;
 use super::read::{absolute, one_of, text, uint32, unsigned, Fields, Ignored};
 use super::resources::{resources, Resources};
 use super::seccomp::seccomp;
+use crate::plan::idmap::{self, IdMap, IdMaps};
 use crate::plan::{
     CgroupPath, DeviceKind, DeviceNode, Namespace, NamespacePlan, Personality, Propagation,
 };
 use crate::seccomp::Filter;
 
+const MAPPING_FIELDS: [&str; 3] = ["containerID", "hostID", "size"];
 const LINUX_FIELDS: [&str; 16] = [
     "uidMappings",
     "gidMappings",
@@ -78,6 +82,8 @@ pub struct Linux {
     pub personality: Option<Personality>,
     /// `seccomp`, compiled.
     pub seccomp: Option<Filter>,
+    /// `uidMappings` and `gidMappings`, for a new user namespace.
+    pub id_maps: Option<IdMaps>,
 }
 
 impl Linux {
@@ -89,11 +95,6 @@ impl Linux {
 
 pub(super) fn linux(field: &str, value: &Json, ignored: &Ignored) -> Checked<Linux> {
     let object = Fields::read(field, value, &LINUX_FIELDS, ignored)?;
-    for name in ["uidMappings", "gidMappings"] {
-        object.refuse(name, || ErrorKind::NotYet {
-            what: "uid and gid mappings (user namespaces)",
-        })?;
-    }
     object.refuse("timeOffsets", || ErrorKind::NotYet {
         what: "time namespaces",
     })?;
@@ -120,6 +121,32 @@ pub(super) fn linux(field: &str, value: &Json, ignored: &Ignored) -> Checked<Lin
     let namespaces = object
         .optional("namespaces", |f, v| namespaces(f, v, ignored))?
         .unwrap_or_default();
+    let uids = object.optional("uidMappings", |f, v| mappings(f, v, ignored))?;
+    let gids = object.optional("gidMappings", |f, v| mappings(f, v, ignored))?;
+    let new_user = namespaces
+        .iter()
+        .any(|ns| ns.kind == Namespace::User && ns.path.is_none());
+    let id_maps = match (new_user, uids, gids) {
+        (true, Some(uids), Some(gids)) => Some(IdMaps { uids, gids }),
+        (true, uids, _) => {
+            let missing = match uids {
+                None => "uidMappings",
+                Some(_) => "gidMappings",
+            };
+            return invalid(
+                &object.path("namespaces"),
+                ErrorKind::MapsRequired { missing },
+            );
+        }
+        (false, None, None) => None,
+        (false, uids, _) => {
+            let name = match uids {
+                Some(_) => "uidMappings",
+                None => "gidMappings",
+            };
+            return invalid(&object.path(name), ErrorKind::NoNamespace { kind: "user" });
+        }
+    };
     let sysctl = object
         .optional("sysctl", |f, v| sysctl(f, v, &namespaces))?
         .unwrap_or_default();
@@ -152,7 +179,31 @@ pub(super) fn linux(field: &str, value: &Json, ignored: &Ignored) -> Checked<Lin
         namespaces,
         sysctl,
         seccomp,
+        id_maps,
     })
+}
+
+/// `uidMappings` or `gidMappings`: `[{"containerID": 0, "hostID": 100000, "size": 65536}]`,
+/// checked as the kernel will take it.
+fn mappings(field: &str, value: &Json, ignored: &Ignored) -> Checked<Vec<IdMap>> {
+    let map = array(field, value)?
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let at = item(field, i);
+            let object = Fields::read(&at, line, &MAPPING_FIELDS, ignored)?;
+            Ok(IdMap {
+                container_id: object.required("containerID", uint32)?,
+                host_id: object.required("hostID", uint32)?,
+                size: object.required("size", uint32)?,
+            })
+        })
+        .collect::<Checked<Vec<IdMap>>>()?;
+    idmap::check(&map).map_err(|(index, error)| Invalid {
+        field: index.map_or(field.to_string(), |i| item(field, i)),
+        kind: ErrorKind::IdMap(error),
+    })?;
+    Ok(map)
 }
 
 fn namespaces(field: &str, value: &Json, ignored: &Ignored) -> Checked<Vec<NamespacePlan>> {
@@ -199,14 +250,7 @@ fn namespace_type(field: &str, value: &Json) -> Checked<Namespace> {
         "ipc" => Namespace::Ipc,
         "uts" => Namespace::Uts,
         "cgroup" => Namespace::Cgroup,
-        "user" => {
-            return invalid(
-                field,
-                ErrorKind::NotYet {
-                    what: "user namespaces",
-                },
-            )
-        }
+        "user" => Namespace::User,
         "time" => {
             return invalid(
                 field,

@@ -15,8 +15,8 @@ use std::path::{Component, Path, PathBuf};
 use super::resources::with_own_devices;
 use super::Config;
 use crate::plan::{
-    CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Mount, MountSource, Plan,
-    Process, Propagation, PropagationKind, Seccomp, User,
+    CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Mount, MountOption,
+    MountSource, Namespace, Plan, Process, Propagation, PropagationKind, Seccomp, User,
 };
 use crate::spec::error::{ConfigError, ErrorKind};
 
@@ -61,6 +61,13 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Result<Plan, ConfigError> {
         };
         error(&field, kind)
     })?;
+    // sysfs belongs to the network namespace: a new user namespace without a network
+    // namespace of its own may not mount one, so it gets the host's, bound (runc's rule).
+    let sysfs_needs_bind = linux
+        .namespaces
+        .iter()
+        .any(|ns| ns.kind == Namespace::User && ns.path.is_none())
+        && !linux.has(Namespace::Net);
     Ok(Plan {
         rootfs,
         readonly_rootfs: config.root.readonly,
@@ -76,6 +83,10 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Result<Plan, ConfigError> {
             .mounts
             .iter()
             .map(|m| in_bundle(m, site.bundle))
+            .map(|m| match sysfs_needs_bind {
+                true => host_sysfs(m),
+                false => m,
+            })
             .collect(),
         devices: with_default_devices(&linux.devices),
         masked_paths: linux.masked_paths.clone(),
@@ -97,6 +108,7 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Result<Plan, ConfigError> {
         hooks: config.hooks.clone(),
         personality: linux.personality,
         seccomp: linux.seccomp.clone().map(Seccomp::Filter),
+        id_maps: linux.id_maps.clone(),
     })
 }
 
@@ -137,6 +149,21 @@ fn in_bundle(mount: &Mount, bundle: &Path) -> Mount {
     let mut mount = mount.clone();
     if let MountSource::Bind { path, .. } = &mut mount.source {
         *path = resolve(bundle, path);
+    }
+    mount
+}
+
+/// A `sysfs` mount as a recursive bind of the host's `/sys`, with its options (read-only
+/// for every submount too when it asks for read-only).
+fn host_sysfs(mut mount: Mount) -> Mount {
+    if matches!(&mount.source, MountSource::Fs { fstype, .. } if fstype == "sysfs") {
+        mount.source = MountSource::Bind {
+            path: PathBuf::from("/sys"),
+            recursive: true,
+        };
+        if mount.options.contains(&MountOption::ReadOnly) {
+            mount.options.push(MountOption::RecursiveReadOnly);
+        }
     }
     mount
 }
