@@ -121,7 +121,15 @@ pub struct Sources {
 
 /// Clone every bind source of `mounts` (and, for a `cgroup` mount on v1, the container's
 /// groups) into a detached mount tree fd. Host paths: run before [`enter_rootfs`].
-pub fn open_sources(mounts: &[Mount], cgroups: &CgroupView) -> Result<Sources, StepError> {
+///
+/// In a user namespace (`in_user_namespace`), `proc` and `sysfs` are made here too, as
+/// detached mounts: the kernel lets a user namespace mount them only while the host's are
+/// fully visible in its mount namespace, which they are no more once the rootfs is `/`.
+pub fn open_sources(
+    mounts: &[Mount],
+    cgroups: &CgroupView,
+    in_user_namespace: bool,
+) -> Result<Sources, StepError> {
     let clone_host = |path: &Path, recursive: bool| {
         let source = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
             .step(|| format!("open bind source {}", path.display()))?;
@@ -138,6 +146,17 @@ pub fn open_sources(mounts: &[Mount], cgroups: &CgroupView) -> Result<Sources, S
                 .iter()
                 .map(|(name, dir)| Ok((name.clone(), clone_host(dir, false)?)))
                 .collect::<Result<_, StepError>>()?,
+            (MountSource::Fs { fstype, source }, _)
+                if in_user_namespace && (fstype == "proc" || fstype == "sysfs") =>
+            {
+                let source = format!("source={source}");
+                let options: Vec<&str> = std::iter::once(source.as_str())
+                    .chain(m.data.iter().flat_map(|d| d.split(',')))
+                    .collect();
+                let fs = sys::new_detached_mount(fstype, &options, attrs(&m.options))
+                    .step(|| format!("make a {fstype} mount for {}", m.destination))?;
+                vec![(String::new(), fs)]
+            }
             _ => Vec::new(),
         });
     }
@@ -154,6 +173,7 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
         let target = m.destination.as_str();
         let flags = flags(&m.options);
         match &m.source {
+            MountSource::Fs { .. } if !binds.is_empty() => bind(&binds[0].1, target, true)?,
             MountSource::Fs { fstype, source } if fstype == "tmpfs" => {
                 mount_tmpfs(m, source, target, flags)?;
             }
@@ -667,6 +687,22 @@ fn flags(options: &[MountOption]) -> MsFlags {
             MountOption::NoAtime => MsFlags::MS_NOATIME,
             MountOption::NoDirAtime => MsFlags::MS_NODIRATIME,
             MountOption::CopyUp => MsFlags::empty(),
+        }
+    })
+}
+
+/// The `MOUNT_ATTR_*` of `options`, for a mount made with `fsmount`.
+fn attrs(options: &[MountOption]) -> u64 {
+    options.iter().fold(0, |all, option| {
+        all | match option {
+            MountOption::ReadOnly => libc::MOUNT_ATTR_RDONLY,
+            MountOption::NoSuid => libc::MOUNT_ATTR_NOSUID,
+            MountOption::NoDev => libc::MOUNT_ATTR_NODEV,
+            MountOption::NoExec => libc::MOUNT_ATTR_NOEXEC,
+            MountOption::StrictAtime => libc::MOUNT_ATTR_STRICTATIME,
+            MountOption::NoAtime => libc::MOUNT_ATTR_NOATIME,
+            MountOption::NoDirAtime => libc::MOUNT_ATTR_NODIRATIME,
+            _ => 0,
         }
     })
 }

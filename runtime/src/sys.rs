@@ -239,7 +239,14 @@ pub fn new_detached_mount(fstype: &str, options: &[&str], attrs: u64) -> io::Res
         // SAFETY: `fs` is a valid fd; key and value are valid C strings or null, as the
         // command expects; aux is 0.
         let ret = unsafe {
-            libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, ptr(key), ptr(value), 0)
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                cmd,
+                ptr(key),
+                ptr(value),
+                0,
+            )
         };
         match ret < 0 {
             true => Err(io::Error::last_os_error()),
@@ -248,14 +255,21 @@ pub fn new_detached_mount(fstype: &str, options: &[&str], attrs: u64) -> io::Res
     };
     for option in options {
         match option.split_once('=') {
-            Some((key, value)) => config(libc::FSCONFIG_SET_STRING, Some(&c(key)?), Some(&c(value)?))?,
+            Some((key, value)) => {
+                config(libc::FSCONFIG_SET_STRING, Some(&c(key)?), Some(&c(value)?))?
+            }
             None => config(libc::FSCONFIG_SET_FLAG, Some(&c(option)?), None)?,
         }
     }
     config(libc::FSCONFIG_CMD_CREATE, None, None)?;
     // SAFETY: `fs` is a valid fs context fd; flags and attrs are plain integers.
     let mount = unsafe {
-        libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs)
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs,
+        )
     };
     if mount < 0 {
         return Err(io::Error::last_os_error());

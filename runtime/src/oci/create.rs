@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use super::container::{Locked, Record, Root, Status, EXEC_FIFO};
 use super::{log, Context, OciError};
 use crate::cgroups::Cgroup;
+use crate::plan::idmap;
 use crate::plan::CgroupPath;
 use crate::process::gate::Gate;
 use crate::process::{self, hooks, Command};
@@ -99,8 +100,16 @@ fn make(
             Some(Command::new(&argv, &plan.process.env).map_err(crate::Error::from)?)
         }
     };
+    // The process's user as the host sees it: through the maps of a new user namespace.
     let user = &plan.process.user;
-    let gate = Gate::create(&locked.dir.join(EXEC_FIFO), (user.uid, user.gid))?;
+    let owner = match &plan.id_maps {
+        Some(maps) => (
+            idmap::to_host(&maps.uids, user.uid).unwrap_or(nix::unistd::geteuid().as_raw()),
+            idmap::to_host(&maps.gids, user.gid).unwrap_or(nix::unistd::getegid().as_raw()),
+        ),
+        None => (user.uid, user.gid),
+    };
+    let gate = Gate::create(&locked.dir.join(EXEC_FIFO), owner)?;
     let mut created = process::create(&process::Start {
         plan: &plan,
         clone_flags,

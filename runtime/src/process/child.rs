@@ -58,8 +58,12 @@ fn setup_and_exec(
 
     // Host paths (bind sources, createContainer hooks) are opened here, before the rootfs
     // becomes `/`.
-    let sources = mounts::open_sources(&plan.mounts, &prepared.cgroup_view)?;
-    let host_nodes = match prepared.bind_devices {
+    let sources = mounts::open_sources(
+        &plan.mounts,
+        &prepared.cgroup_view,
+        prepared.in_user_namespace,
+    )?;
+    let host_nodes = match prepared.in_user_namespace {
         true => Some(mounts::open_host_nodes(&plan.devices)?),
         false => None,
     };

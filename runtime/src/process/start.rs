@@ -50,8 +50,9 @@ pub(super) struct Prepared {
     /// What a `cgroup` mount shows.
     pub cgroup_view: CgroupView,
     /// The child is in a user namespace other than the initial one, where the kernel
-    /// refuses `mknod`: its `/dev` nodes are binds of the host's.
-    pub bind_devices: bool,
+    /// refuses `mknod` (its `/dev` nodes are binds of the host's) and mounts `proc` and
+    /// `sysfs` only while the host's are visible (they are made before `pivot_root`).
+    pub in_user_namespace: bool,
 }
 
 /// A container set up up to its command, its first process waiting for the creator's word.
@@ -120,7 +121,7 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
         cgroup_tasks,
         unshare_cgroupns: cgroupns && !cgroupns_in_clone,
         cgroup_view,
-        bind_devices: plan.has(Namespace::User) || !userns::in_initial(),
+        in_user_namespace: plan.has(Namespace::User) || !userns::in_initial(),
     };
 
     // A pid namespace joined by path applies to the children of whoever enters it: enter it

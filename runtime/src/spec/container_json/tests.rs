@@ -22,6 +22,20 @@ fn rejection(text: &str) -> String {
     }
 }
 
+/// The maps of a test config that lists `NEWUSER`.
+const MAPS: &str = r#", "uid_mappings": [{"container_id": 0, "host_id": 100000, "size": 65536}], "gid_mappings": [{"container_id": 0, "host_id": 100000, "size": 65536}]"#;
+
+fn user_maps(namespaces: &[Namespace]) -> Vec<crate::plan::IdMap> {
+    match namespaces.contains(&Namespace::User) {
+        true => vec![crate::plan::IdMap {
+            container_id: 0,
+            host_id: 100_000,
+            size: 65_536,
+        }],
+        false => Vec::new(),
+    }
+}
+
 fn seed_config() -> Config {
     use Capability::*;
     use Namespace::*;
@@ -65,6 +79,8 @@ fn seed_config() -> Config {
             cpu_shares: None,
         }),
         security: Security::default(),
+        uid_mappings: Vec::new(),
+        gid_mappings: Vec::new(),
     }
 }
 
@@ -114,7 +130,7 @@ fn cgroups_path_joins_parent_and_name() {
 
 #[test]
 fn has_answers_for_listed_namespaces_only() {
-    let config = read(r#"{"namespaces": ["NEWNS", "NEWUSER"]}"#).unwrap();
+    let config = read(&format!(r#"{{"namespaces": ["NEWNS", "NEWUSER"]{MAPS}}}"#)).unwrap();
     assert!(config.has(Namespace::Mount) && config.has(Namespace::User));
     assert!(!config.has(Namespace::Pid));
 }
@@ -313,10 +329,10 @@ fn edit_distance_is_levenshtein(#[case] a: &str, #[case] b: &str, #[case] distan
 #[case::seed(SEED)]
 #[case::whitespace_around(" \n\t{ }\n")]
 #[case::empty_lists(r#"{"environment": [], "namespaces": [], "capabilities": []}"#)]
-#[case::newuser_and_newcgroup(r#"{"namespaces": ["NEWUSER", "NEWCGROUP"]}"#)]
-#[case::every_namespace(
-    r#"{"namespaces": ["NEWIPC","NEWNS","NEWPID","NEWUTS","NEWNET","NEWUSER","NEWCGROUP"]}"#
-)]
+#[case::newuser_and_newcgroup(&format!(r#"{{"namespaces": ["NEWUSER", "NEWCGROUP"]{MAPS}}}"#))]
+#[case::every_namespace(&format!(
+    r#"{{"namespaces": ["NEWIPC","NEWNS","NEWPID","NEWUTS","NEWNET","NEWUSER","NEWCGROUP"]{MAPS}}}"#
+))]
 #[case::hostname_with_dots(r#"{"namespaces": ["NEWUTS"], "hostname": "web-1.example.org"}"#)]
 #[case::hostname_64_bytes(
     r#"{"namespaces": ["NEWUTS"], "hostname": "a123456789b123456789c123456789d123456789e123456789f123456789abcd"}"#
@@ -697,20 +713,25 @@ fn config_strategy() -> impl Strategy<Value = Config> {
             prop::array::uniform5(any::<bool>()),
         )
             .prop_map(
-                |(namespaces, hostname, environment, capabilities, network, cgroups, on)| Config {
-                    hostname,
-                    environment,
-                    namespaces,
-                    capabilities,
-                    network,
-                    cgroups,
-                    security: Security {
-                        masked_paths: on[0],
-                        readonly_paths: on[1],
-                        devices: on[2],
-                        seccomp: on[3],
-                        no_new_privileges: on[4],
-                    },
+                |(namespaces, hostname, environment, capabilities, network, cgroups, on)| {
+                    let namespaces_too = namespaces.clone();
+                    Config {
+                        hostname,
+                        environment,
+                        namespaces,
+                        capabilities,
+                        network,
+                        cgroups,
+                        security: Security {
+                            masked_paths: on[0],
+                            readonly_paths: on[1],
+                            devices: on[2],
+                            seccomp: on[3],
+                            no_new_privileges: on[4],
+                        },
+                        uid_mappings: user_maps(&namespaces_too),
+                        gid_mappings: user_maps(&namespaces_too),
+                    }
                 },
             )
     })

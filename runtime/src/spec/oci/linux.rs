@@ -121,13 +121,25 @@ pub(super) fn linux(field: &str, value: &Json, ignored: &Ignored) -> Checked<Lin
     let namespaces = object
         .optional("namespaces", |f, v| namespaces(f, v, ignored))?
         .unwrap_or_default();
-    let uids = object.optional("uidMappings", |f, v| mappings(f, v, ignored))?;
-    let gids = object.optional("gidMappings", |f, v| mappings(f, v, ignored))?;
+    // Empty maps ask for nothing (Go writes `[]` for none).
+    let maps = |name: &str| -> Checked<Option<Vec<IdMap>>> {
+        let map = object.optional(name, |f, v| mappings(f, v, ignored))?;
+        Ok(map.filter(|map| !map.is_empty()))
+    };
+    let (uids, gids) = (maps("uidMappings")?, maps("gidMappings")?);
     let new_user = namespaces
         .iter()
         .any(|ns| ns.kind == Namespace::User && ns.path.is_none());
     let id_maps = match (new_user, uids, gids) {
-        (true, Some(uids), Some(gids)) => Some(IdMaps { uids, gids }),
+        (true, Some(uids), Some(gids)) => {
+            for (name, map) in [("uidMappings", &uids), ("gidMappings", &gids)] {
+                idmap::check(map).map_err(|(index, error)| Invalid {
+                    field: index.map_or(object.path(name), |i| item(&object.path(name), i)),
+                    kind: ErrorKind::IdMap(error),
+                })?;
+            }
+            Some(IdMaps { uids, gids })
+        }
         (true, uids, _) => {
             let missing = match uids {
                 None => "uidMappings",
@@ -183,10 +195,9 @@ pub(super) fn linux(field: &str, value: &Json, ignored: &Ignored) -> Checked<Lin
     })
 }
 
-/// `uidMappings` or `gidMappings`: `[{"containerID": 0, "hostID": 100000, "size": 65536}]`,
-/// checked as the kernel will take it.
+/// `uidMappings` or `gidMappings`: `[{"containerID": 0, "hostID": 100000, "size": 65536}]`.
 fn mappings(field: &str, value: &Json, ignored: &Ignored) -> Checked<Vec<IdMap>> {
-    let map = array(field, value)?
+    array(field, value)?
         .iter()
         .enumerate()
         .map(|(i, line)| {
@@ -198,12 +209,7 @@ fn mappings(field: &str, value: &Json, ignored: &Ignored) -> Checked<Vec<IdMap>>
                 size: object.required("size", uint32)?,
             })
         })
-        .collect::<Checked<Vec<IdMap>>>()?;
-    idmap::check(&map).map_err(|(index, error)| Invalid {
-        field: index.map_or(field.to_string(), |i| item(field, i)),
-        kind: ErrorKind::IdMap(error),
-    })?;
-    Ok(map)
+        .collect()
 }
 
 fn namespaces(field: &str, value: &Json, ignored: &Ignored) -> Checked<Vec<NamespacePlan>> {
