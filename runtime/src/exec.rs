@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
+use crate::cgroups::Hierarchy;
 use crate::error::{describe_io, StepContext};
+use crate::plan::Namespace;
 use crate::process::{self, join, supervise};
 use crate::spec::container_json;
+use crate::spec::{ConfigError, ErrorKind};
 use crate::state::{self, ContainerDir, Record, StateFile};
 use crate::terminal::{self, RawMode, TtyMode};
 use crate::{cgroups, namespaces, plan::Plan, Error};
@@ -80,9 +83,14 @@ fn create(options: &ExecOptions, dir: &ContainerDir, lock: StateFile) -> Result<
     let config_path = display_path(&options.dir, CONFIG_FILE);
     let text = read_config(&dir.path, &config_path)?;
     let config = container_json::parse(Path::new(&config_path), &text)?;
+    let rootless = !nix::unistd::geteuid().is_root();
+    if rootless {
+        refuse_rootless(&config, &config_path)?;
+    }
     let site = container_json::Site {
         rootfs: &dir.path,
         id: &dir.id(),
+        rootless,
     };
     let mut plan = container_json::lower(&config, &site);
     plan.process.terminal = options.tty.wanted();
@@ -99,6 +107,37 @@ fn create(options: &ExecOptions, dir: &ContainerDir, lock: StateFile) -> Result<
         preserve_fds: 0,
     };
     run(&start, dir, lock)
+}
+
+/// What a plain user (rootless) cannot have, refused by its field before anything is made.
+fn refuse_rootless(config: &container_json::Config, path: &str) -> Result<(), Error> {
+    let refuse = |field: &str, why| {
+        Err(Error::Config(ConfigError::new(
+            Path::new(path),
+            field.to_string(),
+            ErrorKind::Rootless { why },
+        )))
+    };
+    if !config.has(Namespace::User) {
+        return refuse(
+            "namespaces",
+            "list NEWUSER (with uid_mappings and gid_mappings): the other namespaces are made \
+             as root of a user namespace of the container's own",
+        );
+    }
+    if config.network.is_some() {
+        return refuse(
+            "network",
+            "a veth on a host bridge needs root; a container with NEWNET gets lo",
+        );
+    }
+    if config.cgroups.is_some() && !matches!(Hierarchy::detect(), Ok(Hierarchy::V2 { .. })) {
+        return refuse(
+            "cgroups",
+            "cgroup v1 delegates nothing to users: limits need root (or cgroup v2)",
+        );
+    }
+    Ok(())
 }
 
 /// Start the container, make it joinable, release it and supervise it to the end; returns

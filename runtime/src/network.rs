@@ -177,6 +177,15 @@ pub fn loopback_up(container: BorrowedFd<'_>, pid: Pid) -> Result<(), NetworkErr
     acknowledged(inside.exchange(vec![set_up(LOOPBACK)]), &step)
 }
 
+/// Set `lo` up in the calling process's own network namespace: the container's first process
+/// does it itself when nsinit runs as a plain user, who may not enter the namespace from
+/// outside (`setns` wants CAP_SYS_ADMIN where nsinit runs too).
+pub fn loopback_up_here() -> Result<(), NetworkError> {
+    let mut socket = NetlinkSocket::open().map_err(NetworkError::Socket)?;
+    let step = format!("set {LOOPBACK} up in the container");
+    acknowledged(socket.exchange(vec![set_up(LOOPBACK)]), &step)
+}
+
 /// Whether a link named `name` exists in the calling thread's network namespace.
 pub fn link_exists(name: &str) -> bool {
     NetlinkSocket::open()

@@ -23,8 +23,22 @@ use crate::error::StepError;
 use crate::plan::Plan;
 use crate::sys;
 
-/// Where nsinit keeps the state of every container, out of any container's reach.
+/// Where nsinit run by root keeps the state of every container, out of any container's reach.
 pub const STATE_ROOT: &str = "/run/nsinit";
+
+/// Where this nsinit keeps container state: [`STATE_ROOT`] for root; for a plain user
+/// (rootless) `$XDG_RUNTIME_DIR/nsinit`, their own, or failing that a directory of theirs
+/// under `/tmp` (`nsinit-<uid>`).
+pub fn state_root() -> PathBuf {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return PathBuf::from(STATE_ROOT);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => Path::new(&dir).join("nsinit"),
+        _ => std::env::temp_dir().join(format!("nsinit-{uid}")),
+    }
+}
 /// The public mirror of PID 1's host pid in the container's directory (the seed's convention).
 pub const NSPID: &str = ".nspid";
 
@@ -164,17 +178,18 @@ pub struct StateFile {
 impl StateFile {
     /// The state file of `dir`.
     pub fn path(dir: &ContainerDir) -> PathBuf {
-        Path::new(STATE_ROOT).join(dir.id())
+        state_root().join(dir.id())
     }
 
     /// Create (when missing) and lock the state file of `dir`. The lock is held only around
     /// the decision to create or join, never while a command runs.
     pub fn lock(dir: &ContainerDir) -> Result<StateFile, StepError> {
+        let root = state_root();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(STATE_ROOT)
-            .map_err(|e| failed_io(format!("create state directory {STATE_ROOT}"), e))?;
+            .create(&root)
+            .map_err(|e| failed_io(format!("create state directory {}", root.display()), e))?;
         StateFile::lock_with(dir, true).map(|state| state.expect("created when missing"))
     }
 
@@ -402,6 +417,7 @@ mod tests {
         let site = Site {
             rootfs: Path::new("/"),
             id: "test",
+            rootless: false,
         };
         lower(&config, &site)
     }

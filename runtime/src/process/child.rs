@@ -15,7 +15,7 @@ use super::start::{Prepared, Start};
 use super::{gate, hooks, SeccompMoment};
 use crate::error::{Failure, StepContext, StepError, EXIT_SETUP};
 use crate::plan::{Namespace, Personality};
-use crate::{cgroups, mounts, procfs, sys, terminal};
+use crate::{cgroups, mounts, network, procfs, sys, terminal};
 
 /// Set up the container and exec the command; on failure, tell nsinit why and exit.
 pub fn run(start: &Start<'_>, prepared: &Prepared, channel: Channel) -> ! {
@@ -84,6 +84,12 @@ fn setup_and_exec(
         }
     }
     procfs::write_sysctls(&plan.sysctl)?;
+    if prepared.loopback_in_child {
+        network::loopback_up_here().map_err(|e| Failure {
+            code: EXIT_SETUP as u8,
+            text: e.to_string(),
+        })?;
+    }
     let pty = if plan.process.terminal {
         let pty = terminal::open_pty()?;
         if let Some((rows, columns)) = plan.process.console_size {

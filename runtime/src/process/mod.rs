@@ -203,7 +203,11 @@ pub(crate) fn become_process(process: &Process) -> Result<(), StepError> {
         .iter()
         .map(|&g| Gid::from_raw(g))
         .collect();
-    setgroups(&gids).step(|| format!("set supplementary groups {:?}", user.additional_gids))?;
+    match setgroups(&gids) {
+        // A user namespace a plain user mapped alone denies setgroups: none to drop.
+        Err(nix::Error::EPERM) if gids.is_empty() && setgroups_denied() => {}
+        other => other.step(|| format!("set supplementary groups {:?}", user.additional_gids))?,
+    }
     let (uid, gid) = (Uid::from_raw(user.uid), Gid::from_raw(user.gid));
     setresgid(gid, gid, gid).step(|| format!("set gid {gid}"))?;
     setresuid(uid, uid, uid).step(|| format!("set uid {uid}"))?;
@@ -243,6 +247,11 @@ pub(crate) fn load_seccomp(
 pub(crate) enum SeccompMoment {
     BeforeCapabilities,
     Last,
+}
+
+/// Whether this process's user namespace denies `setgroups` (`/proc/self/setgroups`).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }
 
 /// The last steps before `execve`: every fd but 0-2 and the `preserved` ones after them

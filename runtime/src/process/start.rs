@@ -53,6 +53,9 @@ pub(super) struct Prepared {
     /// refuses `mknod` (its `/dev` nodes are binds of the host's) and mounts `proc` and
     /// `sysfs` only while the host's are visible (they are made before `pivot_root`).
     pub in_user_namespace: bool,
+    /// nsinit runs as a plain user and the container has a network namespace of its own
+    /// without a `network`: the child sets its `lo` up itself.
+    pub loopback_in_child: bool,
 }
 
 /// A container set up up to its command, its first process waiting for the creator's word.
@@ -122,6 +125,7 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
         unshare_cgroupns: cgroupns && !cgroupns_in_clone,
         cgroup_view,
         in_user_namespace: plan.has(Namespace::User) || !userns::in_initial(),
+        loopback_in_child: loopback_in_child(plan),
     };
 
     // A pid namespace joined by path applies to the children of whoever enters it: enter it
@@ -173,7 +177,11 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
             .step(|| "tell the container its ids are mapped".into())?;
     }
     // While the child mounts its rootfs, give it its network.
-    if let Err(network_error) = connect_network(plan, &container) {
+    let network = match loopback_in_child(plan) {
+        true => Ok(()),
+        false => connect_network(plan, &container),
+    };
+    if let Err(network_error) = network {
         // The child may have failed first, and vanished: its own reason says more.
         if let Ok(Some(Message::Failed(failure))) = parent_end.recv() {
             return Err(container.failed(failure));
@@ -284,6 +292,13 @@ impl Drop for OwnedCgroup {
             let _ = group.remove();
         }
     }
+}
+
+/// Whether the child sets up its own `lo` (see [`Prepared::loopback_in_child`]).
+fn loopback_in_child(plan: &Plan) -> bool {
+    !nix::unistd::geteuid().is_root()
+        && plan.network.is_none()
+        && plan.new_namespaces().any(|ns| ns == Namespace::Net)
 }
 
 /// The container's network: a veth pair on the bridge when the plan has one, else (with a

@@ -169,6 +169,8 @@ pub enum ErrorKind {
     Seccomp { reason: String },
     #[error("{0}")]
     IdMap(crate::plan::idmap::IdMapError),
+    #[error("not for a plain user: {why}")]
+    Rootless { why: &'static str },
     #[error("a new user namespace needs {missing}: which host ids the container's are")]
     MapsRequired { missing: &'static str },
     #[error("{value:?}: nsinit applies no {what}; leave it empty")]

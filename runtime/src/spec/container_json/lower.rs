@@ -54,6 +54,8 @@ pub struct Site<'a> {
     /// The directory's id under nsinit's state root (`<dev>-<inode>`); it names the cgroup
     /// nsinit gives a container without a pid namespace of its own.
     pub id: &'a str,
+    /// nsinit runs as a plain user: no cgroup of nsinit's own (it could not make one).
+    pub rootless: bool,
 }
 
 /// The plan of `config` run at `site`. The command is not part of `container.json`: it is
@@ -227,6 +229,7 @@ fn cgroup(config: &Config, site: &Site<'_>) -> Option<CgroupPlan> {
             },
             devices,
         }),
+        None if site.rootless => None,
         None if !config.has(Namespace::Pid) => Some(own_group()),
         None if makes_nodes && config.security.devices => Some(own_group()),
         None => None,

@@ -164,6 +164,7 @@ fn every_good_fixture_lowers_to_its_plan() {
     let site = Site {
         rootfs: Path::new("/srv/containers/c1"),
         id: "fe01-2a",
+        rootless: false,
     };
     for (name, text) in fixtures::configs() {
         if name.starts_with("bad-") {
@@ -182,6 +183,7 @@ fn each_protection_can_be_turned_off_alone() {
     let site = Site {
         rootfs: Path::new("/c"),
         id: "1-2",
+        rootless: false,
     };
     let on = lower(&read("{}").unwrap(), &site);
     assert!(on.process.no_new_privileges && on.rootfs_nodev);
