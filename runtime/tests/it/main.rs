@@ -14,6 +14,7 @@ mod resources;
 mod run;
 mod state;
 mod support;
+mod userns;
 
 fn main() -> ExitCode {
     let trials = [
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         resources::trials(),
         run::trials(),
         state::trials(),
+        userns::trials(),
     ];
     fixtures::harness::run(trials.into_iter().flatten().collect())
 }

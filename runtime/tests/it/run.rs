@@ -27,7 +27,7 @@ pub fn trials() -> Vec<Trial> {
         pipes_work,
         terminal_gives_a_controlling_pty_and_console,
         without_newns_it_refuses_with_a_reason,
-        newuser_is_not_supported_yet,
+        newuser_without_maps_is_refused,
         container_json_symlink_is_not_followed,
         symlinked_mount_target_is_refused_and_nothing_leaks_to_the_host,
         setup_failure_leaves_no_process_and_no_nspid,
@@ -312,16 +312,18 @@ fn without_newns_it_refuses_with_a_reason() -> Ran {
     Ok(())
 }
 
-fn newuser_is_not_supported_yet() -> Ran {
+fn newuser_without_maps_is_refused() -> Ran {
     needs_root()?;
     let config = with_field(seed(), "namespaces", r#"["NEWNS","NEWUTS","NEWUSER"]"#);
-    let out = Container::new(&config).run(&["true"]);
+    let c = Container::new(&config);
+    let out = c.run(&["true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
-        stderr(&out).contains("NEWUSER is not supported yet"),
+        stderr(&out).contains("namespaces: a new user namespace needs uid_mappings"),
         "{}",
         stderr(&out)
     );
+    assert!(!c.file(".nspid").exists());
     Ok(())
 }
 

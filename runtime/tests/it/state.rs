@@ -20,6 +20,7 @@ fn plan(json: &str) -> Plan {
     let site = Site {
         rootfs: Path::new("/"),
         id: "test",
+        rootless: false,
     };
     lower(&config, &site)
 }

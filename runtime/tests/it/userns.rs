@@ -1,0 +1,157 @@
+//! User namespaces: container root that is another uid on the host, maps as configured,
+//! joins that enter the same namespace with the same protections, and nsinit run by a plain
+//! user (rootless), on this host.
+
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+
+use fixtures::harness::{require, Ran, Trial};
+
+use crate::support::{needs_root, seed, stderr, stdout, with_field, Container, NSINIT};
+
+pub fn trials() -> Vec<Trial> {
+    fixtures::trials![
+        container_root_is_the_mapped_host_uid,
+        a_join_enters_the_user_namespace_with_its_protections,
+        a_plain_user_runs_a_container_as_its_root,
+        a_plain_user_gets_a_clear_error_for_a_bridge,
+    ]
+}
+
+/// The seed (without network and cgroups) with a user namespace mapping 0-65535 to
+/// `host`-`host`+65535.
+fn mapped(host: u32, size: u32) -> String {
+    let namespaces = r#"["NEWIPC","NEWNS","NEWPID","NEWUTS","NEWNET","NEWUSER"]"#;
+    let map = format!(r#"[{{"container_id": 0, "host_id": {host}, "size": {size}}}]"#);
+    let config = with_field(seed(), "namespaces", namespaces);
+    let config = with_field(&config, "uid_mappings", &map);
+    with_field(&config, "gid_mappings", &map)
+}
+
+fn container_root_is_the_mapped_host_uid() -> Ran {
+    needs_root()?;
+    let c = Container::owned_by(&mapped(300_000, 65_536), 300_000, 300_000);
+    let out = c.run(&[
+        "sh",
+        "-c",
+        "id -u; id -g; cat /proc/self/uid_map; touch /tmp/made; grep -E 'NoNewPrivs|Seccomp:' /proc/self/status",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(lines[..3], ["0", "0", "0 300000 65536"], "{lines:?}");
+    assert!(lines.contains(&"NoNewPrivs: 1".to_string()), "{lines:?}");
+    assert!(lines.contains(&"Seccomp: 2".to_string()), "{lines:?}");
+    let made = std::fs::metadata(c.file("tmp/made")).expect("the file the container made");
+    assert_eq!((made.uid(), made.gid()), (300_000, 300_000));
+    assert!(!c.file(".nspid").exists());
+    Ok(())
+}
+
+fn a_join_enters_the_user_namespace_with_its_protections() -> Ran {
+    needs_root()?;
+    let c = Container::owned_by(&mapped(300_000, 65_536), 300_000, 300_000);
+    let mut first = c
+        .exec(&["sleep", "30"])
+        .spawn()
+        .expect("start the container");
+    let pid1 = c.wait_for_nspid();
+    // PID 1 runs as the mapped uid on the host.
+    let status = std::fs::read_to_string(format!("/proc/{pid1}/status")).unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    let out = c.run(&[
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; grep -E 'NoNewPrivs|Seccomp:' /proc/self/status",
+    ]);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid1),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = first.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "0",
+            "0",
+            "300000",
+            "65536",
+            "NoNewPrivs:",
+            "1",
+            "Seccomp:",
+            "2"
+        ]
+    );
+    // PID 1 runs as the mapped uid on the host.
+    Ok(())
+}
+
+/// `setpriv` (util-linux) runs nsinit as `nobody`; its own uid alone is mapped to root.
+fn as_nobody(c: &Container, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["env", "-u", "XDG_RUNTIME_DIR", NSINIT, "exec", "-T"])
+        .args(args)
+        .current_dir(c.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run setpriv")
+}
+
+fn a_plain_user_runs_a_container_as_its_root() -> Ran {
+    needs_root()?;
+    require(
+        std::path::Path::new("/usr/bin/setpriv").exists(),
+        "needs setpriv (util-linux) to run nsinit as a plain user",
+    )?;
+    let c = Container::owned_by(&mapped(65_534, 1), 65_534, 65_534);
+    let out = as_nobody(
+        &c,
+        &[
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map; hostname; touch /tmp/made; cat /sys/class/net/lo/flags",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let words: Vec<String> = stdout(&out).split_whitespace().map(String::from).collect();
+    assert_eq!(words[..5], ["0", "0", "65534", "1", "koye"], "{words:?}");
+    // IFF_UP is bit 0 of lo's flags.
+    let flags = u32::from_str_radix(words[5].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is up: {words:?}");
+    let made = std::fs::metadata(c.file("tmp/made")).expect("the file the container made");
+    assert_eq!(made.uid(), 65_534);
+    assert!(!c.file(".nspid").exists());
+    Ok(())
+}
+
+fn a_plain_user_gets_a_clear_error_for_a_bridge() -> Ran {
+    needs_root()?;
+    require(
+        std::path::Path::new("/usr/bin/setpriv").exists(),
+        "needs setpriv (util-linux) to run nsinit as a plain user",
+    )?;
+    let network = r#"{"address": "10.0.0.2/24", "bridge": "nsinit-none0"}"#;
+    let c = Container::owned_by(
+        &with_field(&mapped(65_534, 1), "network", network),
+        65_534,
+        65_534,
+    );
+    let out = as_nobody(&c, &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("network: not for a plain user: a veth on a host bridge needs root"),
+        "{}",
+        stderr(&out)
+    );
+    Ok(())
+}
