@@ -91,7 +91,8 @@ fn a_join_enters_the_user_namespace_with_its_protections() -> Ran {
             "2"
         ]
     );
-    // PID 1 runs as the mapped uid on the host.
+    let uids: Vec<&str> = uid_line.split_whitespace().skip(1).collect();
+    assert_eq!(uids, ["300000"; 4], "{uid_line}");
     Ok(())
 }
 
