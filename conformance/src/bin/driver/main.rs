@@ -18,6 +18,7 @@ mod protect;
 mod stage;
 mod standin;
 mod suite;
+mod userns;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -178,6 +179,7 @@ fn run_in(
     let mut cases = suite::cases(host);
     cases.extend(alpine.iter().flat_map(alpine::cases));
     cases.extend(oci::cases());
+    cases.extend(userns::cases());
     let wants = |name: &str| {
         options
             .filter

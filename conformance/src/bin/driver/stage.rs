@@ -161,7 +161,25 @@ impl Stage {
         started
     }
 
+    /// [`Stage::run`] with nsinit run by the plain user `uid`:`gid` (no supplementary groups,
+    /// no `XDG_RUNTIME_DIR`): rootless.
+    pub fn run_as(&self, uid: u32, gid: u32, command: &[&str]) -> Run {
+        match self.spawn_as(command, None, Some((uid, gid))) {
+            Ok(nsinit) => self.finish(nsinit),
+            Err(why) => Run::not_run(&self.dir, why),
+        }
+    }
+
     fn spawn(&self, command: &[&str], gate: Option<&Gate>) -> Result<Nsinit, String> {
+        self.spawn_as(command, gate, None)
+    }
+
+    fn spawn_as(
+        &self,
+        command: &[&str],
+        gate: Option<&Gate>,
+        user: Option<(u32, u32)>,
+    ) -> Result<Nsinit, String> {
         let cannot = |e: io::Error| format!("cannot start {}: {e}", self.nsinit.display());
         let mut nsinit = Command::new(&self.nsinit);
         nsinit
@@ -170,6 +188,24 @@ impl Stage {
             .args(command)
             .current_dir(&self.dir)
             .stdin(Stdio::null());
+        if let Some((uid, gid)) = user {
+            use std::os::unix::process::CommandExt;
+            nsinit.env_remove("XDG_RUNTIME_DIR");
+            // SAFETY: between fork and exec the closure makes only the setgroups, setgid and
+            // setuid system calls (groups first: a plain user may not set them), which are
+            // async-signal-safe, and touches no memory of the parent's.
+            unsafe {
+                nsinit.pre_exec(move || {
+                    let ok = libc::setgroups(0, std::ptr::null()) == 0
+                        && libc::setgid(gid) == 0
+                        && libc::setuid(uid) == 0;
+                    match ok {
+                        true => Ok(()),
+                        false => Err(io::Error::last_os_error()),
+                    }
+                });
+            }
+        }
         if let Some(gate) = gate {
             nsinit = gate.behind(&nsinit).map_err(cannot)?;
         }

@@ -720,12 +720,17 @@ fn refusals() -> Vec<Case> {
                 &["mount namespace|NEWNS"],
             ),
         ]),
-        Case::probe("refuse-newuser", "newuser", &["facts"]).checks([
-            Check::exit("refuse/newuser-125", 125),
+        Case::new(
+            "refuse-newuser-without-maps",
+            newuser_without_maps(),
+            &["/probe", "facts"],
+        )
+        .checks([
+            Check::exit("refuse/newuser-without-maps-125", 125),
             Check::exit_saying(
-                "refuse/newuser-not-supported",
+                "refuse/newuser-without-maps-says-so",
                 125,
-                &["NEWUSER", "not supported"],
+                &["namespaces", "a new user namespace needs uid_mappings"],
             ),
         ]),
         Case::new("refuse-no-config", ConfigFile::Absent, &["/probe", "facts"]).checks([
@@ -762,6 +767,19 @@ fn bad_configs(host: &Host) -> Vec<Case> {
             )])
         })
         .collect()
+}
+
+/// The `newuser` fixture without its maps: a user namespace nsinit cannot map.
+fn newuser_without_maps() -> ConfigFile {
+    let text = fixtures::config("newuser").unwrap_or_default();
+    let Ok(mut json) = serde_json::from_str::<serde_json::Value>(text) else {
+        return ConfigFile::Fixture("newuser");
+    };
+    if let Some(object) = json.as_object_mut() {
+        object.remove("uid_mappings");
+        object.remove("gid_mappings");
+    }
+    ConfigFile::Derived(serde_json::to_string_pretty(&json).expect("JSON values serialize"))
 }
 
 /// A bad config that a runtime failing to reject it would apply to the host: a hostname
