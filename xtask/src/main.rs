@@ -23,7 +23,8 @@ usage: cargo xtask COMMAND [OPTIONS]
 
 commands:
   ci [--no-vm]        install prerequisites, then cargo fmt --check, clippy -D warnings,
-                      cargo test, host-test and vm-test (--no-vm: stop after cargo test)
+                      cargo test, host-test, vm-test and engines on nsinit-oci
+                      (--no-vm: stop after cargo test)
   sample              build nsinit and the Alpine rootfs, run the seed's container (root)
                       in a throwaway network namespace with a docker0 bridge; show what it saw
   host-test           run the conformance suite on this host (root)
