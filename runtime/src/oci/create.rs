@@ -76,13 +76,16 @@ fn make(
     let config_path = bundle.join("config.json");
     let text = read_config(&config_path)?;
     let config = oci::parse(&config_path, &text)?;
-    let plan = oci::lower(
+    let mut plan = oci::lower(
         &config,
         &oci::Site {
             bundle: &bundle,
             id: &options.id,
         },
     )?;
+    if rootless() {
+        without_cgroup_unless_asked(ctx, &config, &mut plan, &config_path)?;
+    }
     ctx.log.debug(&format!(
         "create {}: plan lowered from {}",
         options.id,
@@ -260,4 +263,47 @@ impl Root {
     pub fn fifo(&self, id: &str) -> PathBuf {
         self.dir(id).join(EXEC_FIFO)
     }
+}
+
+/// nsinit-oci runs as a plain user, or as root of a user namespace that is not the host's
+/// (rootless podman runs its runtime so): it may not be able to make cgroups.
+fn rootless() -> bool {
+    !nix::unistd::geteuid().is_root() || !crate::userns::in_initial()
+}
+
+/// Rootless, a config that asks for no cgroup (no `cgroupsPath`, no limits) runs without one,
+/// as `runc spec --rootless` has it; its device rules cannot apply and are skipped (the
+/// kernel refuses new device nodes in a user namespace anyway). Limits asked for on cgroup
+/// v1, which delegates nothing, are an error naming the field.
+fn without_cgroup_unless_asked(
+    ctx: &mut Context,
+    config: &oci::Config,
+    plan: &mut crate::plan::Plan,
+    path: &std::path::Path,
+) -> Result<(), OciError> {
+    let asks = config.linux.cgroups_path.is_some()
+        || config.linux.resources.limits != crate::cgroups::Limits::default();
+    if !asks {
+        if let Some(cgroup) = plan.cgroup.take() {
+            ctx.log.debug(&format!(
+                "rootless: no cgroup of the container's own; {} device rules skipped",
+                cgroup.devices.len()
+            ));
+        }
+        return Ok(());
+    }
+    let v2 = matches!(
+        crate::cgroups::Hierarchy::detect(),
+        Ok(crate::cgroups::Hierarchy::V2 { .. })
+    );
+    if !v2 && config.linux.resources.limits != crate::cgroups::Limits::default() {
+        return Err(OciError::Config(crate::spec::ConfigError::new(
+            path,
+            "linux.resources".into(),
+            crate::spec::ErrorKind::Rootless {
+                why: "cgroup v1 delegates nothing to users: limits need root (or cgroup v2)",
+            },
+        )));
+    }
+    Ok(())
 }

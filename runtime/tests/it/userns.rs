@@ -9,12 +9,15 @@ use fixtures::harness::{require, Ran, Trial};
 
 use crate::support::{needs_root, seed, stderr, stdout, with_field, Container, NSINIT};
 
+const NSINIT_OCI: &str = env!("CARGO_BIN_EXE_nsinit-oci");
+
 pub fn trials() -> Vec<Trial> {
     fixtures::trials![
         container_root_is_the_mapped_host_uid,
         a_join_enters_the_user_namespace_with_its_protections,
         a_plain_user_runs_a_container_as_its_root,
         a_plain_user_gets_a_clear_error_for_a_bridge,
+        a_plain_user_runs_an_oci_bundle_without_a_cgroup,
     ]
 }
 
@@ -154,5 +157,63 @@ fn a_plain_user_gets_a_clear_error_for_a_bridge() -> Ran {
         "{}",
         stderr(&out)
     );
+    Ok(())
+}
+
+/// `runc spec --rootless`'s shape (the user-namespace fixture, mapped to the user alone, no
+/// `gid=` on devpts), run by `nobody` with nsinit-oci: root inside, no cgroup asked, none made.
+fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
+    needs_root()?;
+    require(
+        std::path::Path::new("/usr/bin/setpriv").exists(),
+        "needs setpriv (util-linux) to run nsinit-oci as a plain user",
+    )?;
+    let bundle = Container::owned_by("{}", 65_534, 65_534);
+    let rootfs = bundle.path().join("rootfs");
+    std::fs::create_dir(&rootfs).unwrap();
+    for entry in std::fs::read_dir(bundle.path()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "rootfs" {
+            std::fs::rename(entry.path(), rootfs.join(entry.file_name())).unwrap();
+        }
+    }
+    std::os::unix::fs::lchown(&rootfs, Some(65_534), Some(65_534)).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(fixtures::bundle("user-namespace").unwrap()).unwrap();
+    let own = serde_json::json!([{"containerID": 0, "hostID": 65534, "size": 1}]);
+    config["linux"]["uidMappings"] = own.clone();
+    config["linux"]["gidMappings"] = own;
+    for mount in config["mounts"].as_array_mut().unwrap() {
+        if mount["type"] == "devpts" {
+            let options = mount["options"].as_array_mut().unwrap();
+            options.retain(|o| !o.as_str().unwrap().starts_with("gid="));
+        }
+    }
+    config["root"]["readonly"] = false.into();
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] =
+        serde_json::json!(["sh", "-c", "id -u; cat /proc/self/uid_map; touch /tmp/made"]);
+    std::fs::write(bundle.file("config.json"), config.to_string()).unwrap();
+    let state = bundle.path().join("state");
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["env", "-u", "XDG_RUNTIME_DIR", NSINIT_OCI, "--root"])
+        .arg(&state)
+        .args(["run", "rootless-1"])
+        .current_dir(bundle.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run setpriv");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let words: Vec<String> = stdout(&out).split_whitespace().map(String::from).collect();
+    assert_eq!(words, ["0", "0", "65534", "1"], "{}", stderr(&out));
+    let made = std::fs::metadata(rootfs.join("tmp/made")).unwrap();
+    assert_eq!(made.uid(), 65_534);
+    // `run` deletes what it made.
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.count())
+        .into_iter()
+        .collect();
+    assert!(left.iter().all(|&n| n == 0), "state left: {left:?}");
     Ok(())
 }
