@@ -127,7 +127,6 @@ fn make(
         .map(|g| g.get().path().to_path_buf());
     // Recorded as found: an `exec` from another cgroup than this `create`'s must still find
     // the group a relative `cgroupsPath` named.
-    let mut plan = plan;
     if let (Some(cgroup), Some(path)) = (&mut plan.cgroup, &cgroup_path) {
         cgroup.path = CgroupPath::Root(path.clone());
     }
