@@ -1,7 +1,6 @@
 //! The image every engine runs: one rootfs tree, packed as a plain tarball for
 //! `podman import` and as an OCI image layout archive for `ctr images import` (and so for the
-//! CRI plugin). Where the tree comes from is [`build_rootfs`] alone: the busybox fixture today,
-//! the Alpine fixture once `cargo xtask rootfs alpine DIR` lands.
+//! CRI plugin). Where the tree comes from is [`build_rootfs`] alone: the Alpine fixture.
 
 use std::fs;
 use std::path::{Path, PathBuf};

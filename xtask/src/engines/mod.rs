@@ -70,7 +70,7 @@ pub fn run(mut args: Args) -> Result<()> {
 
     let dir = target_dir().join("engines");
     fresh_dir(&dir)?;
-    println!("==> image: the busybox fixture, as a tarball and an OCI archive");
+    println!("==> image: the Alpine fixture, as a tarball and an OCI archive");
     let image = Image::build(&dir.join("image"))?;
     let host_before = HostNet::snapshot();
     let netns_before = netns_entries();
