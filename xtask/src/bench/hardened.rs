@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::config::{container_json, opted_out, PROTECTIONS};
 use super::report::{median_of, TimeRow};
@@ -20,6 +20,10 @@ pub const OPTED_OUT: &str = "nsinit, every protection off";
 pub const SEED_HARDENED: &str = "nsinit + cgroups + network, hardened default";
 pub const SEED_OPTED_OUT: &str = "nsinit + cgroups + network, every protection off";
 const SEED_WITHOUT_DEVICES: &str = "nsinit + cgroups + network, hardened default without devices";
+/// Issue 16: the hardened default in a user namespace of its own (root mapped to
+/// [`MAPPED_ROOT`], the rootfs owned by it once, as its user prepares it).
+pub const USER_NAMESPACE: &str = "nsinit, hardened default + NEWUSER";
+const MAPPED_ROOT: u32 = 300_000;
 
 /// The row of the default with `protection` turned off.
 fn without(protection: &str) -> String {
@@ -62,6 +66,10 @@ impl Bench<'_> {
             )?;
             contenders.push(start(&without(protection), &dir));
         }
+        contenders.push(start(
+            USER_NAMESPACE,
+            &self.owned_container("hardened-userns", &with_user_namespace(&bare)?, MAPPED_ROOT)?,
+        ));
         for (i, (name, off)) in [
             (SEED_OPTED_OUT, &PROTECTIONS[..]),
             (SEED_HARDENED, &[][..]),
@@ -83,6 +91,19 @@ impl Bench<'_> {
         );
         alternate(&contenders, WARMUPS, rounds, &self.prepared_scratch()?)
     }
+}
+
+/// `config` with a user namespace mapping 0-65535 to [`MAPPED_ROOT`] on.
+fn with_user_namespace(config: &str) -> Result<String> {
+    let mut json: serde_json::Value = serde_json::from_str(config)?;
+    let map = serde_json::json!([{"container_id": 0, "host_id": MAPPED_ROOT, "size": 65536}]);
+    json["namespaces"]
+        .as_array_mut()
+        .context("the bench config lists namespaces")?
+        .push("NEWUSER".into());
+    json["uid_mappings"] = map.clone();
+    json["gid_mappings"] = map;
+    Ok(json.to_string())
 }
 
 /// Each protection's cost: the default's median less the median of the default without it

@@ -406,6 +406,28 @@ impl Bench<'_> {
         Ok(dir)
     }
 
+    /// [`Bench::container`] with a full copy of the rootfs (no inode shared with the
+    /// template) owned by `owner`: the rootfs of a user namespace mapping its root there.
+    fn owned_container(&self, name: &str, config: &str, owner: u32) -> Result<PathBuf> {
+        let dir = self.work.path.join(name);
+        fs::create_dir_all(&dir)?;
+        self.work.track(&dir);
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(self.template.join("."))
+            .arg(&dir)
+            .status()?;
+        anyhow::ensure!(copied.success(), "copy the rootfs to {}", dir.display());
+        fs::write(dir.join("container.json"), config)?;
+        let owner = format!("{owner}:{owner}");
+        let chowned = Command::new("chown")
+            .args(["-R", "-h", &owner])
+            .arg(&dir)
+            .status()?;
+        anyhow::ensure!(chowned.success(), "chown {} to {owner}", dir.display());
+        Ok(dir)
+    }
+
     fn scratch(&self) -> PathBuf {
         self.work.path.join("scratch")
     }
@@ -1152,6 +1174,7 @@ fn measured(
         seed_hardened: median_of(hardened, hardened::SEED_HARDENED),
         seed_opted_out: median_of(hardened, hardened::SEED_OPTED_OUT),
         floor_hardened: median_of(hardened, hardened::FLOOR_HARDENED),
+        user_namespace: median_of(hardened, hardened::USER_NAMESPACE),
     }
 }
 

@@ -331,6 +331,7 @@ pub struct Measured {
     pub seed_hardened: Option<f64>,
     pub seed_opted_out: Option<f64>,
     pub floor_hardened: Option<f64>,
+    pub user_namespace: Option<f64>,
 }
 
 /// One target: what it demands, what was measured, and whether it holds (`None`: could not
@@ -449,6 +450,12 @@ pub fn targets(m: &Measured) -> Vec<Target> {
             quotient(m.hardened, m.floor_hardened),
             1.6,
             times,
+        ),
+        Target::at_most(
+            "start with a user namespace ≤ without + 1 ms (hardened default)",
+            minus(m.user_namespace, m.hardened),
+            1.0,
+            delta_ms,
         ),
         Target::at_most(
             "join: nsinit ≤ 1.2x nsenter",
@@ -613,6 +620,7 @@ mod tests {
             hardened: Some(4.4),
             opted_out: Some(4.0),
             floor_hardened: Some(2.5),
+            user_namespace: None,
             ..Measured::default()
         };
         let results: Vec<(String, Option<bool>)> = targets(&m)
