@@ -637,13 +637,25 @@ fn rows(
                     continue;
                 }
                 row.whole.push(ms(s.end_ns - s.start_ns));
-                row.own
-                    .push(a.inside.iter().map(|c| ms(c.end_ns - c.start_ns)).sum());
-                row.cpu
-                    .push(a.inside.iter().map(|c| c.cpu_us as f64 / 1e3).sum());
+                row.own.push(
+                    a.inside
+                        .iter()
+                        .map(|c| ms(c.end_ns - c.start_ns))
+                        .fold(0.0, |a, b| a + b),
+                );
+                row.cpu.push(
+                    a.inside
+                        .iter()
+                        .map(|c| c.cpu_us as f64 / 1e3)
+                        .fold(0.0, |a, b| a + b),
+                );
                 row.calls.push(a.inside.len() as f64);
-                row.late
-                    .push(a.late.iter().map(|c| ms(c.end_ns - c.start_ns)).sum());
+                row.late.push(
+                    a.late
+                        .iter()
+                        .map(|c| ms(c.end_ns - c.start_ns))
+                        .fold(0.0, |a, b| a + b),
+                );
                 if row.verbs.is_empty() {
                     row.verbs = a
                         .inside

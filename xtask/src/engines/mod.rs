@@ -3,7 +3,8 @@
 //! with runc as the reference. Everything runs inside a throwaway network namespace standing
 //! in for the host, with the engines' own configuration, storage and state under
 //! `target/engines/`; the host's links, routes and firewall rules are compared before and
-//! after, and every container must leave nothing behind.
+//! after, and every container must leave nothing behind. With `--bench`, no scenarios:
+//! nsinit-oci, crun and runc timed under the same engines (`bench.rs`).
 
 mod bench;
 mod cases;
