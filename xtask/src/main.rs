@@ -51,14 +51,17 @@ commands:
                       markdown tables and the targets, writes target/bench/latest.json
       --rounds N          measured rounds per comparison, after 3 warm-ups (default 100)
       --scale-rounds N    timed batches of each size (default 5)
-      --only LIST         only these sections: start,join,memory,scale
+      --only LIST         only these sections: start,hardened,join,oci,memory,scale
   engines             drive a runtime with podman, containerd (ctr) and the CRI (root), runc
                       as the reference; every scenario of issue 15, in a throwaway netns, with
                       the engines' own config and state under target/engines (installs them)
       --runtime PATH      the runtime under test (runs before runc; default: runc alone)
       --no-reference      do not also run runc
       --only LIST         only these suites: podman,ctr,cri,faults
-      --filter S          only the scenarios whose name contains S";
+      --filter S          only the scenarios whose name contains S
+      --bench             time podman run/exec, ctr run and CRI ExecSync under nsinit-oci,
+                          crun and runc, alternated, with each runtime's own share
+                          (no scenarios; takes --runtime and --rounds N only)";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);

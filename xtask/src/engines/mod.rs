@@ -3,8 +3,10 @@
 //! with runc as the reference. Everything runs inside a throwaway network namespace standing
 //! in for the host, with the engines' own configuration, storage and state under
 //! `target/engines/`; the host's links, routes and firewall rules are compared before and
-//! after, and every container must leave nothing behind.
+//! after, and every container must leave nothing behind. With `--bench`, no scenarios:
+//! nsinit-oci, crun and runc timed under the same engines (`bench.rs`).
 
+mod bench;
 mod cases;
 mod containerd;
 mod cri;
@@ -54,8 +56,19 @@ pub fn run(mut args: Args) -> Result<()> {
     let no_reference = args.flag("--no-reference");
     let only = args.value("--only")?;
     let filter = args.value("--filter")?;
+    let bench_mode = args.flag("--bench");
+    let rounds: Option<usize> = args.parsed("--rounds", "a number of rounds")?;
     args.finish()?;
     let suites = parse_suites(only.as_deref())?;
+    let bench_rounds = match (bench_mode, rounds) {
+        (false, None) => None,
+        (false, Some(_)) => bail!("--rounds goes with --bench"),
+        (true, _) if only.is_some() || filter.is_some() || no_reference => {
+            bail!("--bench runs no scenarios: it takes --runtime and --rounds only")
+        }
+        (true, Some(0)) => bail!("--rounds must be at least 1"),
+        (true, rounds) => Some(rounds.unwrap_or(bench::DEFAULT_ROUNDS)),
+    };
     if !vm::apt::is_root() {
         bail!("the engines start containers, which needs root: run `cargo xtask engines` as root");
     }
@@ -63,18 +76,50 @@ pub fn run(mut args: Args) -> Result<()> {
 
     println!("==> prerequisites");
     prereqs::ensure(&prereqs::ENGINES)?;
-    let runtimes = runtimes(under_test.as_deref(), no_reference)?;
+    let dir = target_dir().join("engines");
+    fresh_dir(&dir)?;
+    let (runtimes, timed, bench_missing) = match bench_rounds {
+        None => (
+            runtimes(under_test.as_deref(), no_reference)?,
+            Vec::new(),
+            Vec::new(),
+        ),
+        Some(_) => {
+            prereqs::ensure(&[prereqs::GCC, prereqs::LIBC_DEV])?;
+            if let Err(error) = prereqs::ensure(&[prereqs::CRUN]) {
+                println!("    crun: {error:#} (its rows will say so)");
+            }
+            let nsinit_oci = match under_test.as_deref() {
+                Some(path) => {
+                    fs::canonicalize(path).with_context(|| format!("--runtime {path}"))?
+                }
+                None => crate::cargo::build_release_nsinit()?.with_file_name("nsinit-oci"),
+            };
+            let (timed, missing) =
+                bench::prepare(&nsinit_oci, &dir.join("bench"), &procfs::cgroup_mounts()?)?;
+            for (name, reason) in &missing {
+                println!("    runtime {name}: {reason}");
+            }
+            let runtimes = timed.iter().map(|t| t.runtime.clone()).collect();
+            (runtimes, timed, missing)
+        }
+    };
     for runtime in &runtimes {
         println!("    runtime {}: {}", runtime.name, runtime.path.display());
     }
-
-    let dir = target_dir().join("engines");
-    fresh_dir(&dir)?;
+    for t in &timed {
+        println!(
+            "      timing {} (runtime-timer, logging to {})",
+            t.real.display(),
+            t.log.display()
+        );
+    }
     println!("==> image: the Alpine fixture, as a tarball and an OCI archive");
     let image = Image::build(&dir.join("image"))?;
     let host_before = HostNet::snapshot();
     let netns_before = netns_entries();
     let outcomes;
+    let bench_results;
     let mut harness_failures = Vec::new();
     {
         let standin = StandIn::create("nsinit-engines")?;
@@ -150,6 +195,17 @@ pub fn run(mut args: Args) -> Result<()> {
             state_dirs,
             work: &dir,
         };
+        let mut bench_report = None;
+        if let Some(rounds) = bench_rounds {
+            let engines = bench::Engines {
+                podman: &podman,
+                containerd: &containerd,
+                scratch: &scratch,
+                cgroup_root: &cgroup_root,
+                work: dir.join("bench").join("work"),
+            };
+            bench_report = Some(bench::run(&engines, &timed, &bench_missing, rounds));
+        }
         let cases: Vec<Case> = cases::all()
             .into_iter()
             .filter(|c| suites.contains(&c.suite))
@@ -159,7 +215,11 @@ pub fn run(mut args: Args) -> Result<()> {
             })
             .collect();
         let mut all = Vec::new();
-        for runtime in &runtimes {
+        let scenario_runtimes = match bench_rounds {
+            Some(_) => &[][..],
+            None => &runtimes[..],
+        };
+        for runtime in scenario_runtimes {
             println!(
                 "==> {} ({}): {} scenarios",
                 runtime.name,
@@ -222,6 +282,7 @@ pub fn run(mut args: Args) -> Result<()> {
             println!("engines: {passed} passed, {failed} failed");
         }
         outcomes = all;
+        bench_results = bench_report;
 
         let listed = scratch
             .run(
@@ -289,6 +350,9 @@ pub fn run(mut args: Args) -> Result<()> {
         println!("  FAIL  host: {failure}");
     }
 
+    if let Some(report) = bench_results {
+        return bench_output(report?, &harness_failures, began.elapsed());
+    }
     let names: Vec<String> = runtimes.iter().map(|r| r.name.clone()).collect();
     let table = report::table(&outcomes, &names);
     let elapsed = began.elapsed();
@@ -325,6 +389,34 @@ pub fn run(mut args: Args) -> Result<()> {
     let failed = outcomes.iter().filter(|o| !o.passed).count() + harness_failures.len();
     if failed > 0 {
         bail!("{failed} engine scenarios or host checks failed");
+    }
+    Ok(())
+}
+
+/// Prints the bench's tables and writes them next to `cargo xtask bench`'s results.
+fn bench_output(
+    report: bench::Report,
+    harness_failures: &[String],
+    elapsed: Duration,
+) -> Result<()> {
+    println!("\n{}", report.markdown);
+    let out = target_dir().join("bench");
+    fs::create_dir_all(&out)?;
+    fs::write(out.join("engines.md"), &report.markdown)?;
+    let mut json = report.json;
+    json["host"] = serde_json::json!(harness_failures);
+    json["duration_s"] = serde_json::json!(elapsed.as_secs_f64());
+    fs::write(
+        out.join("engines.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    println!(
+        "engines --bench: {:.0} s in all; wrote {} and engines.md",
+        elapsed.as_secs_f64(),
+        out.join("engines.json").display()
+    );
+    if !harness_failures.is_empty() {
+        bail!("{} host checks failed", harness_failures.len());
     }
     Ok(())
 }
