@@ -168,20 +168,7 @@ impl Cgroup {
             if let Some(root) = &group.root {
                 enable_controllers(root, &group.relative, &needed)?;
             }
-            for write in writes {
-                let dir = match write.controller {
-                    Some(controller) => group.controller_dir(controller)?,
-                    None => &group.dirs[0],
-                };
-                let path = dir.join(&write.file);
-                write_file(&path, &write.value).map_err(|error| CgroupError::Limit {
-                    field: write.field,
-                    value: write.value,
-                    path,
-                    error,
-                })?;
-            }
-            Ok(())
+            group.write_limits(writes)
         })();
         match result {
             Ok(()) => Ok(group),
@@ -434,7 +421,12 @@ impl Cgroup {
 
     /// Apply `limits` to the existing group (what `update` asks), in the order they need.
     pub fn update(&self, limits: &Limits) -> Result<(), CgroupError> {
-        for write in limits.writes(self.v2)? {
+        self.write_limits(limits.writes(self.v2)?)
+    }
+
+    /// Write each limit file into its controller's directory, in order.
+    fn write_limits(&self, writes: Vec<limits::Write>) -> Result<(), CgroupError> {
+        for write in writes {
             let dir = match write.controller {
                 Some(controller) => self.controller_dir(controller)?,
                 None => &self.dirs[0],
