@@ -620,7 +620,7 @@ mod tests {
             hardened: Some(4.4),
             opted_out: Some(4.0),
             floor_hardened: Some(2.5),
-            user_namespace: None,
+            user_namespace: Some(4.7),
             ..Measured::default()
         };
         let results: Vec<(String, Option<bool>)> = targets(&m)
@@ -642,6 +642,7 @@ mod tests {
                 ("+0.40 ms".into(), Some(true)),
                 ("not measured".into(), None),
                 ("1.76x".into(), Some(false)),
+                ("+0.30 ms".into(), Some(true)),
                 ("not measured".into(), None),
             ]
         );
