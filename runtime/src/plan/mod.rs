@@ -261,6 +261,31 @@ pub enum PropagationKind {
     Unbindable,
 }
 
+/// The nodes every container's `/dev` gets (runtime-spec's default devices, which
+/// container.json's containers get too): char devices, mode 0666, owned by root.
+pub fn default_devices() -> Vec<DeviceNode> {
+    const DEVICES: [(&str, u64, u64); 6] = [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ];
+    DEVICES
+        .iter()
+        .map(|&(name, major, minor)| DeviceNode {
+            path: format!("/dev/{name}"),
+            kind: DeviceKind::Char,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect()
+}
+
 /// A device node in the container's `/dev`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceNode {

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use super::Config;
 use crate::cgroups::{default_rules, Limits};
 use crate::plan::{
-    Capability, CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Hooks, IdMaps,
-    Mount, MountOption, MountSource, Namespace, NamespacePlan, Plan, Process, Propagation,
+    default_devices, Capability, CapabilitySets, CgroupPath, CgroupPlan, Hooks, IdMaps, Mount,
+    MountOption, MountSource, Namespace, NamespacePlan, Plan, Process, Propagation,
     PropagationKind, Seccomp, User,
 };
 
@@ -35,16 +35,6 @@ pub const MASKED_PATHS: [&str; 10] = [
     "/proc/scsi",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
-];
-
-/// The nodes of the container's `/dev`: name, major, minor. Mode 0666.
-const DEVICES: [(&str, u64, u64); 6] = [
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
 ];
 
 /// Where the container is, as found on the host.
@@ -110,18 +100,7 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Plan {
             // of its own may not mount it, and binds the host's, read-only.
             !config.has(Namespace::User) || config.has(Namespace::Net),
         ),
-        devices: DEVICES
-            .iter()
-            .map(|&(name, major, minor)| DeviceNode {
-                path: format!("/dev/{name}"),
-                kind: DeviceKind::Char,
-                major,
-                minor,
-                mode: 0o666,
-                uid: 0,
-                gid: 0,
-            })
-            .collect(),
+        devices: default_devices(),
         masked_paths: paths(security.masked_paths, &MASKED_PATHS),
         readonly_paths: paths(security.readonly_paths, &READONLY_PATHS),
         rootfs_nodev: security.devices,

@@ -15,21 +15,10 @@ use std::path::{Component, Path, PathBuf};
 use super::resources::with_own_devices;
 use super::Config;
 use crate::plan::{
-    CapabilitySets, CgroupPath, CgroupPlan, DeviceKind, DeviceNode, Mount, MountOption,
+    default_devices, CapabilitySets, CgroupPath, CgroupPlan, DeviceNode, Mount, MountOption,
     MountSource, Namespace, Plan, Process, Propagation, PropagationKind, Seccomp, User,
 };
 use crate::spec::error::{ConfigError, ErrorKind};
-
-/// The nodes runtime-spec's "default devices" have every container get: name, major,
-/// minor; char devices, mode 0666, owned by root.
-const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
 
 /// Where the container is, as the caller found it on the host.
 pub struct Site<'a> {
@@ -171,17 +160,8 @@ fn host_sysfs(mut mount: Mount) -> Mount {
 /// runtime-spec's default devices, unless the config lists the path itself, then the
 /// config's devices (runc's order).
 fn with_default_devices(listed: &[DeviceNode]) -> Vec<DeviceNode> {
-    DEFAULT_DEVICES
-        .iter()
-        .map(|&(name, major, minor)| DeviceNode {
-            path: format!("/dev/{name}"),
-            kind: DeviceKind::Char,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
+    default_devices()
+        .into_iter()
         .filter(|default| !listed.iter().any(|d| d.path == default.path))
         .chain(listed.iter().cloned())
         .collect()
