@@ -439,11 +439,7 @@ pub fn open_host_nodes(devices: &[DeviceNode]) -> Result<Vec<OwnedFd>, StepError
             )
             .step(|| format!("open the host's {path} to bind into the user namespace"))?;
             let st = fstat(&node).step(|| format!("inspect the host's {path}"))?;
-            let kind = match device.kind {
-                DeviceKind::Char => SFlag::S_IFCHR,
-                DeviceKind::Block => SFlag::S_IFBLK,
-                DeviceKind::Fifo => SFlag::S_IFIFO,
-            };
+            let kind = file_type(device.kind);
             let wanted = makedev(device.major, device.minor);
             if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != kind
                 || (device.kind != DeviceKind::Fifo && st.st_rdev != wanted)
@@ -478,11 +474,7 @@ pub fn make_devices(
             bind(&nodes[i], path, false)?;
             continue;
         }
-        let kind = match device.kind {
-            DeviceKind::Char => SFlag::S_IFCHR,
-            DeviceKind::Block => SFlag::S_IFBLK,
-            DeviceKind::Fifo => SFlag::S_IFIFO,
-        };
+        let kind = file_type(device.kind);
         // A node the config lists twice, or one the rootfs's /dev already had: replace it.
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -705,6 +697,15 @@ fn attrs(options: &[MountOption]) -> u64 {
             _ => 0,
         }
     })
+}
+
+/// The file type of a node of `kind`.
+fn file_type(kind: DeviceKind) -> SFlag {
+    match kind {
+        DeviceKind::Char => SFlag::S_IFCHR,
+        DeviceKind::Block => SFlag::S_IFBLK,
+        DeviceKind::Fifo => SFlag::S_IFIFO,
+    }
 }
 
 fn kind(mode: libc::mode_t) -> SFlag {
