@@ -48,24 +48,11 @@ impl Container {
     }
 
     /// A container whose rootfs is a full copy (no inode shared with the template), owned by
-    /// `uid`:`gid` on the host: the rootfs of a user namespace mapping its root there.
-    pub fn owned_by(config: &str, uid: u32, gid: u32) -> Self {
+    /// `owner`:`owner` on the host: the rootfs of a user namespace mapping its root there.
+    pub fn owned_by(config: &str, owner: u32) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(template().root().join("."))
-            .arg(dir.path())
-            .status()
-            .expect("run cp");
-        assert!(copied.success(), "copy the rootfs");
+        fixtures::copy_owned(template().root(), dir.path(), owner).expect("copy the rootfs");
         std::fs::write(dir.path().join("container.json"), config).expect("write container.json");
-        let owner = format!("{uid}:{gid}");
-        let chowned = Command::new("chown")
-            .args(["-R", "-h", &owner])
-            .arg(dir.path())
-            .status()
-            .expect("run chown");
-        assert!(chowned.success(), "chown the rootfs");
         Container { dir }
     }
 

@@ -33,7 +33,7 @@ fn mapped(host: u32, size: u32) -> String {
 
 fn container_root_is_the_mapped_host_uid() -> Ran {
     needs_root()?;
-    let c = Container::owned_by(&mapped(300_000, 65_536), 300_000, 300_000);
+    let c = Container::owned_by(&mapped(300_000, 65_536), 300_000);
     let out = c.run(&[
         "sh",
         "-c",
@@ -55,7 +55,7 @@ fn container_root_is_the_mapped_host_uid() -> Ran {
 
 fn a_join_enters_the_user_namespace_with_its_protections() -> Ran {
     needs_root()?;
-    let c = Container::owned_by(&mapped(300_000, 65_536), 300_000, 300_000);
+    let c = Container::owned_by(&mapped(300_000, 65_536), 300_000);
     let mut first = c
         .exec(&["sleep", "30"])
         .spawn()
@@ -117,7 +117,7 @@ fn a_plain_user_runs_a_container_as_its_root() -> Ran {
         std::path::Path::new("/usr/bin/setpriv").exists(),
         "needs setpriv (util-linux) to run nsinit as a plain user",
     )?;
-    let c = Container::owned_by(&mapped(65_534, 1), 65_534, 65_534);
+    let c = Container::owned_by(&mapped(65_534, 1), 65_534);
     let out = as_nobody(
         &c,
         &[
@@ -145,11 +145,7 @@ fn a_plain_user_gets_a_clear_error_for_a_bridge() -> Ran {
         "needs setpriv (util-linux) to run nsinit as a plain user",
     )?;
     let network = r#"{"address": "10.0.0.2/24", "bridge": "nsinit-none0"}"#;
-    let c = Container::owned_by(
-        &with_field(&mapped(65_534, 1), "network", network),
-        65_534,
-        65_534,
-    );
+    let c = Container::owned_by(&with_field(&mapped(65_534, 1), "network", network), 65_534);
     let out = as_nobody(&c, &["true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
@@ -168,7 +164,7 @@ fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
         std::path::Path::new("/usr/bin/setpriv").exists(),
         "needs setpriv (util-linux) to run nsinit-oci as a plain user",
     )?;
-    let bundle = Container::owned_by("{}", 65_534, 65_534);
+    let bundle = Container::owned_by("{}", 65_534);
     let rootfs = bundle.path().join("rootfs");
     std::fs::create_dir(&rootfs).unwrap();
     for entry in std::fs::read_dir(bundle.path()).unwrap() {

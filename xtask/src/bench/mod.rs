@@ -412,19 +412,9 @@ impl Bench<'_> {
         let dir = self.work.path.join(name);
         fs::create_dir_all(&dir)?;
         self.work.track(&dir);
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(self.template.join("."))
-            .arg(&dir)
-            .status()?;
-        anyhow::ensure!(copied.success(), "copy the rootfs to {}", dir.display());
+        fixtures::copy_owned(self.template, &dir, owner)
+            .with_context(|| format!("copy the rootfs to {} owned by {owner}", dir.display()))?;
         fs::write(dir.join("container.json"), config)?;
-        let owner = format!("{owner}:{owner}");
-        let chowned = Command::new("chown")
-            .args(["-R", "-h", &owner])
-            .arg(&dir)
-            .status()?;
-        anyhow::ensure!(chowned.success(), "chown {} to {owner}", dir.display());
         Ok(dir)
     }
 

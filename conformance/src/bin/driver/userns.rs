@@ -4,7 +4,7 @@
 //! a user of a user namespace prepares a rootfs once.
 
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,7 +53,7 @@ impl OwnedCopy {
             from.file_name().unwrap_or_default().to_string_lossy()
         ));
         let copy = OwnedCopy { dir };
-        copy_tree(from, &copy.dir, owner)
+        fixtures::copy_owned(from, &copy.dir, owner)
             .map_err(|e| format!("copy {} owned by {owner}: {e}", from.display()))?;
         copy.write_config(config)?;
         Ok(copy)
@@ -69,30 +69,6 @@ impl Drop for OwnedCopy {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-fn copy_tree(from: &Path, to: &Path, owner: u32) -> std::io::Result<()> {
-    let meta = fs::symlink_metadata(from)?;
-    let kind = meta.file_type();
-    if kind.is_dir() {
-        fs::create_dir_all(to)?;
-        for entry in fs::read_dir(from)? {
-            let entry = entry?;
-            copy_tree(&entry.path(), &to.join(entry.file_name()), owner)?;
-        }
-    } else if kind.is_symlink() {
-        symlink(fs::read_link(from)?, to)?;
-    } else if kind.is_file() {
-        fs::copy(from, to)?;
-    } else {
-        // Device nodes, fifos, sockets: a rootfs needs none.
-        return Ok(());
-    }
-    std::os::unix::fs::lchown(to, Some(owner), Some(owner))?;
-    if !kind.is_symlink() {
-        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    }
-    Ok(())
 }
 
 /// What the mapped scenario saw.
