@@ -302,12 +302,14 @@ fn without_newpid_everything_dies_with_pid_1_through_the_cgroup() -> Ran {
         .unwrap();
     c.wait_for_nspid();
     let mut joined = c.exec(&["sleep", "300"]).spawn().unwrap();
-    wait_until(Duration::from_secs(10), || c.file("bg").exists());
-    let background: i32 = std::fs::read_to_string(c.file("bg"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // The shell creates the file before it writes the pid: wait for the pid itself.
+    let read_pid = || {
+        std::fs::read_to_string(c.file("bg"))
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+    };
+    wait_until(Duration::from_secs(10), || read_pid().is_some());
+    let background = read_pid().unwrap();
     assert!(first.wait().unwrap().success());
     assert_eq!(joined.wait().unwrap().code(), Some(137));
     wait_until(Duration::from_secs(5), || !alive(background));
