@@ -46,9 +46,9 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
         .map(|record| (state::check(&record, &dir), record))
     {
         Some((state::Liveness::Alive { pidfd }, record)) => {
-            if !join::running_sealed() {
+            if !join::running_unwritable() {
                 drop(lock);
-                return Err(join::reexec_sealed(Some(&record)));
+                return Err(join::reexec_unwritable(Some(&record)));
             }
             drop(lock);
             return join::run(&record, pidfd, &options.command, options.tty.wanted());

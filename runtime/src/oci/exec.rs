@@ -1,5 +1,5 @@
 //! `exec`: run another process in a running container, with the same join as `nsinit
-//! exec`'s (a sealed copy of the binary, one `setns` through a pidfd, placed in the
+//! exec`'s (an unwritable copy of the binary, one `setns` through a pidfd, placed in the
 //! container's cgroup), as the process `--process` describes or the container's own with
 //! the command line's changes. Foreground: its exit status is ours; `--detach`: we return
 //! once it runs.
@@ -37,6 +37,12 @@ pub struct Options {
 }
 
 pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
+    // The joined process is visible inside before it execs: run from a copy nobody can
+    // write, never from the host's binary (CVE-2019-5736). First thing, so that the record
+    // is read and checked once, by the copy.
+    if !join::running_unwritable() {
+        return Err(join::reexec_unwritable(None).into());
+    }
     let id = &options.id;
     let record = ctx.root.record(id)?;
     let status = ctx.root.status(&record);
@@ -46,11 +52,6 @@ pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
             action: "exec in",
             status,
         });
-    }
-    // The joined process is visible inside before it execs: run from a sealed copy, never
-    // from the host's binary (CVE-2019-5736).
-    if !join::running_sealed() {
-        return Err(join::reexec_sealed(None).into());
     }
     let process = process_of(&record.plan.process, options)?;
     let argv: Vec<OsString> = process.args.iter().map(OsString::from).collect();

@@ -23,7 +23,7 @@ pub fn trials() -> Vec<Trial> {
         a_late_supervisor_leaves_the_next_container_alone,
         concurrent_first_starts_make_one_container,
         sigkill_of_nsinit_takes_the_container_down_and_leaves_the_directory_usable,
-        joining_nsinit_runs_from_a_sealed_copy,
+        joining_nsinit_runs_from_an_unwritable_copy,
         without_newpid_everything_dies_with_pid_1_through_the_cgroup,
     ]
 }
@@ -251,17 +251,21 @@ fn sigkill_of_nsinit_takes_the_container_down_and_leaves_the_directory_usable() 
 
 /// CVE-2019-5736 class: the joining nsinit must not run from the host's binary, so that a
 /// container process cannot open it through `/proc/PID/exe` and overwrite it.
-fn joining_nsinit_runs_from_a_sealed_copy() -> Ran {
+fn joining_nsinit_runs_from_an_unwritable_copy() -> Ran {
     needs_root()?;
     let host_binary = std::fs::read(NSINIT).unwrap();
     let c = Container::new(seed());
     let (mut first, pid) = start_sleeper(&c, "30");
     let mut joined = c.exec(&["sleep", "30"]).spawn().unwrap();
     let joiner = joined.id();
+    let host_path = std::fs::canonicalize(NSINIT).unwrap();
     wait_until(Duration::from_secs(10), || {
-        std::fs::read_link(format!("/proc/{joiner}/exe"))
-            .is_ok_and(|exe| exe.to_string_lossy().starts_with("/memfd:"))
+        std::fs::read_link(format!("/proc/{joiner}/exe")).is_ok_and(|exe| exe != host_path)
     });
+    assert!(
+        runs_unwritable(joiner),
+        "the joiner runs from a sealed memfd or a read-only overlay"
+    );
     let exe = format!("/proc/{joiner}/exe");
     let write = std::fs::OpenOptions::new()
         .append(true)
@@ -288,6 +292,17 @@ fn joining_nsinit_runs_from_a_sealed_copy() -> Ran {
     first.wait().unwrap();
     joined.wait().unwrap();
     Ok(())
+}
+
+/// Whether process `pid` runs from a sealed memfd copy or from a read-only overlayfs mount.
+pub fn runs_unwritable(pid: u32) -> bool {
+    let exe = format!("/proc/{pid}/exe");
+    let memfd = std::fs::read_link(&exe).is_ok_and(|l| l.to_string_lossy().starts_with("/memfd:"));
+    let overlay = nix::sys::statfs::statfs(exe.as_str())
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
+        && nix::sys::statvfs::statvfs(exe.as_str())
+            .is_ok_and(|fs| fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    memfd || overlay
 }
 
 /// Without a pid namespace the kernel does not kill the container with PID 1: nsinit does,

@@ -217,6 +217,9 @@ fn record_naming(dir: &Path, pid: i32) -> Result<PathBuf, String> {
 pub struct Exe {
     /// Where `/proc/PID/exe` of the joining nsinit pointed while the join ran.
     pub link: String,
+    /// Whether that executable was on a read-only overlayfs mount (the view a join makes of
+    /// the binary where the kernel has overlayfs, when no supervisor's memfd copy is there).
+    pub on_readonly_overlay: bool,
     /// Writing through that link while the join ran, and once every nsinit had exited.
     pub write_while_joined: Write,
     pub write_after: Write,
@@ -247,6 +250,7 @@ impl Exe {
         let link = fs::read_link(&exe)
             .map(|target| target.to_string_lossy().into_owned())
             .unwrap_or_else(|e| format!("unreadable: {e}"));
+        let on_readonly_overlay = on_readonly_overlay(&exe);
         let kept = File::options()
             .read(true)
             .custom_flags(libc::O_PATH)
@@ -260,6 +264,7 @@ impl Exe {
         stage.finish(joined);
         Ok(Exe {
             link,
+            on_readonly_overlay,
             write_while_joined,
             write_after: Write::Refused("not tried".into()),
             binary_unchanged: false,
@@ -279,8 +284,23 @@ impl Exe {
     }
 }
 
+/// Whether `path` is on a read-only overlayfs mount (`statfs(2)`, `statvfs(3)`).
+fn on_readonly_overlay(path: &str) -> bool {
+    let Ok(path) = std::ffi::CString::new(path) else {
+        return false;
+    };
+    // SAFETY: both are plain integers; all zeros is a valid value.
+    let (mut fs, mut vfs): (libc::statfs, libc::statvfs) = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string, and buffers of the types the calls fill.
+    let ok = unsafe {
+        libc::statfs(path.as_ptr(), &mut fs) == 0 && libc::statvfs(path.as_ptr(), &mut vfs) == 0
+    };
+    ok && fs.f_type == libc::OVERLAYFS_SUPER_MAGIC && vfs.f_flag & libc::ST_RDONLY != 0
+}
+
 /// Reopen the file behind an `O_PATH` fd for writing and write its first byte back over
-/// itself: refused for a sealed copy; for the host binary it would go through, unchanged.
+/// itself: refused for a sealed copy or a read-only overlay; for the host binary it would go
+/// through, unchanged.
 fn write_through(path_fd: &File) -> Write {
     let reopen = format!("/proc/self/fd/{}", path_fd.as_raw_fd());
     let file = match File::options().read(true).write(true).open(&reopen) {

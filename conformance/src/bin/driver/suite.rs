@@ -873,20 +873,20 @@ fn lifecycle_and_joins() -> Case {
     checks.extend([
         Check::exit("join/exit-status-9", 9).about(|l: &Lifecycle| &l.exit_9),
         Check::exit("join/not-found-127", 127).about(|l: &Lifecycle| &l.missing),
-        Check::on_findings("join/exe-sealed", |l: &Lifecycle| {
+        Check::on_findings("join/exe-unwritable", |l: &Lifecycle| {
             let exe = &l.exe;
-            let sealed = exe.link.starts_with("/memfd:")
+            let unwritable = (exe.link.starts_with("/memfd:") || exe.on_readonly_overlay)
                 && matches!(exe.write_while_joined, Write::Refused(_))
                 && matches!(exe.write_after, Write::Refused(_))
                 && exe.binary_unchanged;
-            if sealed {
+            if unwritable {
                 return Ok(());
             }
             Err(mismatch(
-                "the joining nsinit's /proc/PID/exe a /memfd: copy refusing writes, the binary on disk unchanged",
+                "the joining nsinit's /proc/PID/exe a /memfd: copy or on a read-only overlay, refusing writes, the binary on disk unchanged",
                 format!(
-                    "exe -> {}; write while joined: {:?}; write once all exited: {:?}; binary unchanged: {}",
-                    exe.link, exe.write_while_joined, exe.write_after, exe.binary_unchanged
+                    "exe -> {} (read-only overlay: {}); write while joined: {:?}; write once all exited: {:?}; binary unchanged: {}",
+                    exe.link, exe.on_readonly_overlay, exe.write_while_joined, exe.write_after, exe.binary_unchanged
                 ),
             ))
         }),
