@@ -285,7 +285,7 @@ impl Exe {
 }
 
 /// Whether `path` is on a read-only overlayfs mount (`statfs(2)`, `statvfs(3)`).
-fn on_readonly_overlay(path: &str) -> bool {
+pub fn on_readonly_overlay(path: &str) -> bool {
     let Ok(path) = std::ffi::CString::new(path) else {
         return false;
     };
@@ -301,7 +301,7 @@ fn on_readonly_overlay(path: &str) -> bool {
 /// Reopen the file behind an `O_PATH` fd for writing and write its first byte back over
 /// itself: refused for a sealed copy or a read-only overlay; for the host binary it would go
 /// through, unchanged.
-fn write_through(path_fd: &File) -> Write {
+pub fn write_through(path_fd: &File) -> Write {
     let reopen = format!("/proc/self/fd/{}", path_fd.as_raw_fd());
     let file = match File::options().read(true).write(true).open(&reopen) {
         Ok(file) => file,

@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::check::{expect_eq, expect_exit, mismatch, Check, Verdict};
 use crate::harness::{self, Outcome, Run};
+use crate::lifecycle::{on_readonly_overlay, write_through, Write};
 use crate::stage::Stage;
 use crate::suite::{Case, ConfigFile};
 
@@ -830,6 +832,7 @@ pub struct Lifecycle {
     delete_running: Run,
     still_running: Run,
     exec_7: Run,
+    exec_exe: Result<ExecExe, String>,
     ps: Run,
     list: Run,
     pause: Run,
@@ -882,6 +885,22 @@ fn lifecycle_case() -> Case {
         ),
         Check::on_findings("oci/exec/exit-status-passed", |l: &Lifecycle| {
             expect_exit(&l.exec_7, 7)
+        }),
+        Check::on_findings("oci/exec/exe-unwritable", |l: &Lifecycle| {
+            let exe = l.exec_exe.as_ref().map_err(|why| mismatch("an exec to look at", why))?;
+            let unwritable = (exe.link.starts_with("/memfd:") || exe.on_readonly_overlay)
+                && matches!(exe.write, Write::Refused(_))
+                && exe.binary_unchanged;
+            match unwritable {
+                true => Ok(()),
+                false => Err(mismatch(
+                    "the exec'ing nsinit-oci's /proc/PID/exe a /memfd: copy or on a read-only overlay, refusing writes, the binary unchanged",
+                    format!(
+                        "exe -> {} (read-only overlay: {}); write: {:?}; binary unchanged: {}",
+                        exe.link, exe.on_readonly_overlay, exe.write, exe.binary_unchanged
+                    ),
+                )),
+            }
         }),
         Check::on_findings("oci/ps/lists-pid", |l: &Lifecycle| {
             expect_exit(&l.ps, 0)?;
@@ -939,6 +958,57 @@ fn lifecycle_case() -> Case {
     ])
 }
 
+/// The executable of an exec'ing nsinit-oci while its command runs (CVE-2019-5736): it is
+/// visible inside the container, so it must not be the host's binary as such.
+struct ExecExe {
+    link: String,
+    on_readonly_overlay: bool,
+    /// Writing its first byte back through `/proc/PID/exe`.
+    write: Write,
+    binary_unchanged: bool,
+}
+
+impl ExecExe {
+    fn watch(stage: &Stage, oci: &Oci) -> Result<ExecExe, String> {
+        let before = fs::read(&oci.binary).map_err(|e| format!("read the binary: {e}"))?;
+        let host_path = fs::canonicalize(&oci.binary).map_err(|e| e.to_string())?;
+        let mut exec = Command::new(&oci.binary)
+            .arg("--root")
+            .arg(&oci.root)
+            .args(["exec", &oci.id, "/probe", "sleep", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn exec: {e}"))?;
+        let exe = format!("/proc/{}/exe", exec.id());
+        let seen = stage.until_by(Instant::now() + PROMPTLY, "exec to re-execute", || {
+            fs::read_link(&exe).ok().filter(|link| *link != host_path)
+        });
+        let watched = seen.map(|link| {
+            let write = fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_PATH)
+                .open(&exe)
+                .map_or_else(
+                    |e| Write::Refused(format!("no O_PATH fd: {e}")),
+                    |fd| write_through(&fd),
+                );
+            ExecExe {
+                link: link.to_string_lossy().into_owned(),
+                on_readonly_overlay: on_readonly_overlay(&exe),
+                write,
+                binary_unchanged: false,
+            }
+        });
+        harness::kill_tree(exec.id() as i32);
+        let _ = exec.wait();
+        let mut watched = watched?;
+        watched.binary_unchanged = fs::read(&oci.binary).is_ok_and(|now| now == before);
+        Ok(watched)
+    }
+}
+
 fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
     let mut config = base_config(stage.dir(), "lifecycle", &[]);
     config["process"]["args"] = json!(["/probe", "sleep", "600"]);
@@ -965,6 +1035,7 @@ fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
     let delete_running = oci.call(&["delete", id]);
     let still_running = oci.call(&["state", id]);
     let exec_7 = oci.call(&["exec", id, "/probe", "exit", "7"]);
+    let exec_exe = ExecExe::watch(stage, &oci);
     let ps = oci.call(&["ps", "--format", "json", id]);
     let list = oci.call(&["list", "-q"]);
     let pause = oci.call(&["pause", id]);
@@ -992,6 +1063,7 @@ fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
         delete_running,
         still_running,
         exec_7,
+        exec_exe,
         ps,
         list,
         pause,
