@@ -75,7 +75,9 @@ fn make(
         .map_err(|e| OciError::io(format!("open bundle {}", options.bundle.display()), e))?;
     let config_path = bundle.join("config.json");
     let text = read_config(&config_path)?;
-    let config = oci::parse(&config_path, &text)?;
+    // The state root keeps compiled seccomp filters: an engine's profile is compiled once.
+    let filters = crate::seccomp::FilterCache::new(&ctx.root.path);
+    let config = oci::parse_with(&config_path, &text, oci::Compiler::Cached(&filters))?;
     let mut plan = oci::lower(
         &config,
         &oci::Site {

@@ -441,10 +441,13 @@ fn sweep(ctx: &Ctx) {
 fn state_entries(root: &Path) -> Vec<(PathBuf, String)> {
     let mut found = Vec::new();
     for namespace in fs::read_dir(root).into_iter().flatten().flatten() {
+        // A container's state is a directory; files beside them are the runtime's own (its
+        // compiled seccomp filters).
         for entry in fs::read_dir(namespace.path())
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
         {
             found.push((
                 namespace.path(),

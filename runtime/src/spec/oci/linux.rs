@@ -11,7 +11,7 @@ use super::super::json::{
 use super::mounts::propagation;
 use super::read::{absolute, one_of, text, uint32, unsigned, Fields, Ignored};
 use super::resources::{resources, Resources};
-use super::seccomp::seccomp;
+use super::seccomp::{seccomp, Compiler};
 use crate::plan::idmap::{self, IdMap, IdMaps};
 use crate::plan::{
     CgroupPath, DeviceKind, DeviceNode, Namespace, NamespacePlan, Personality, Propagation,
@@ -93,7 +93,12 @@ impl Linux {
     }
 }
 
-pub(super) fn linux(field: &str, value: &Json, ignored: &Ignored) -> Checked<Linux> {
+pub(super) fn linux(
+    field: &str,
+    value: &Json,
+    ignored: &Ignored,
+    compiler: Compiler<'_>,
+) -> Checked<Linux> {
     let object = Fields::read(field, value, &LINUX_FIELDS, ignored)?;
     object.refuse("timeOffsets", || ErrorKind::NotYet {
         what: "time namespaces",
@@ -104,7 +109,9 @@ pub(super) fn linux(field: &str, value: &Json, ignored: &Ignored) -> Checked<Lin
     object.refuse("netDevices", || ErrorKind::Unsupported {
         why: "nsinit moves no network devices into the container",
     })?;
-    let seccomp = object.optional("seccomp", seccomp)?.flatten();
+    let seccomp = object
+        .optional("seccomp", |f, v| seccomp(f, v, compiler))?
+        .flatten();
     object.optional("mountLabel", |f, v| {
         let label = string(f, v)?;
         match label.is_empty() {

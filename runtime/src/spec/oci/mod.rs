@@ -21,6 +21,7 @@ mod process;
 mod read;
 mod resources;
 mod seccomp;
+pub use seccomp::Compiler;
 #[cfg(test)]
 mod tests;
 
@@ -113,11 +114,16 @@ pub struct Root {
 
 /// Read `config.json` text. `path` only names the file in errors, as given.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    parse_with(path, text, Compiler::Here)
+}
+
+/// [`parse`], with `linux.seccomp` compiled by `compiler`.
+pub fn parse_with(path: &Path, text: &str, compiler: Compiler<'_>) -> Result<Config, ConfigError> {
     let error = |Invalid { field, kind }| ConfigError::new(path, field, kind);
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let json: Json = serde_json::from_str(text).map_err(|e| error(syntax(&e)))?;
     let ignored = Ignored::default();
-    let mut config = read_config(&json, &ignored).map_err(error)?;
+    let mut config = read_config(&json, &ignored, compiler).map_err(error)?;
     config.path = path.to_path_buf();
     config.ignored = ignored.into_inner();
     Ok(config)
@@ -142,11 +148,11 @@ pub fn parse_resources(path: &Path, text: &str) -> Result<Resources, ConfigError
     resources::resources("", &json, &Ignored::default()).map_err(error)
 }
 
-fn read_config(json: &Json, ignored: &Ignored) -> Checked<Config> {
+fn read_config(json: &Json, ignored: &Ignored, compiler: Compiler<'_>) -> Checked<Config> {
     let top = Fields::read("", json, &TOP_FIELDS, ignored)?;
     let oci_version = top.required("ociVersion", oci_version)?;
     let linux = top
-        .optional("linux", |f, v| linux::linux(f, v, ignored))?
+        .optional("linux", |f, v| linux::linux(f, v, ignored, compiler))?
         .unwrap_or_default();
     let uts_name = |f: &str, v: &Json| -> Checked<Option<String>> {
         let name = text(f, v)?;

@@ -5,15 +5,38 @@
 
 use super::super::error::ErrorKind;
 use super::super::json::{Checked, Invalid, Json};
-use crate::seccomp::{compile, Filter, Profile};
+use crate::seccomp::{compile, Filter, FilterCache, Profile, SeccompError};
+
+/// How a profile becomes a filter: compiled where it is read, or through a cache of compiled
+/// filters (`nsinit-oci create`). Parsing stays pure without the cache.
+#[derive(Clone, Copy)]
+pub enum Compiler<'a> {
+    Here,
+    Cached(&'a FilterCache),
+}
+
+impl Compiler<'_> {
+    fn filter(self, profile: &serde_json::Value, field: &str) -> Result<Filter, SeccompError> {
+        let compile = || Profile::from_json(profile, field).and_then(|p| compile(&p, field));
+        match self {
+            Compiler::Here => compile(),
+            // serde_json's objects keep their keys sorted: one text per profile.
+            Compiler::Cached(cache) => cache.filter(&profile.to_string(), compile),
+        }
+    }
+}
 
 /// The compiled filter of the profile at `field`; `null` is no filter.
-pub(super) fn seccomp(field: &str, value: &Json) -> Checked<Option<Filter>> {
+pub(super) fn seccomp(
+    field: &str,
+    value: &Json,
+    compiler: Compiler<'_>,
+) -> Checked<Option<Filter>> {
     if matches!(value, Json::Null) {
         return Ok(None);
     }
     let value = plain(value);
-    let filter = Profile::from_json(&value, field).and_then(|profile| compile(&profile, field));
+    let filter = compiler.filter(&value, field);
     filter.map(Some).map_err(|error| {
         // The seccomp module's messages are `<field>: <what is wrong>`, field paths rooted
         // at the `field` it was given.
