@@ -179,7 +179,8 @@ pub fn loopback_up(container: BorrowedFd<'_>, pid: Pid) -> Result<(), NetworkErr
 
 /// Set `lo` up in the calling process's own network namespace: the container's first process
 /// does it itself when nsinit runs as a plain user, who may not enter the namespace from
-/// outside (`setns` wants CAP_SYS_ADMIN where nsinit runs too).
+/// outside, or as root of a user namespace other than the initial one, which may not come back
+/// to its own (`setns` wants CAP_SYS_ADMIN over the namespace entered and the one returned to).
 pub fn loopback_up_here() -> Result<(), NetworkError> {
     let mut socket = NetlinkSocket::open().map_err(NetworkError::Socket)?;
     let step = format!("set {LOOPBACK} up in the container");

@@ -22,8 +22,10 @@ pub const LIBC_DEV: &str = "libc6-dev";
 pub const LIBSECCOMP_DEV: &str = "libseccomp-dev";
 /// The engines `cargo xtask engines` drives (Debian 12: podman 4.3.1, conmon 2.1.6,
 /// containerd 1.6.20 with ctr, its runc v2 shim and the CRI plugin), podman's network stack
-/// (netavark and the iptables it programs), and runc, the reference runtime.
-pub const ENGINES: [&str; 8] = [
+/// (netavark and the iptables it programs), runc, the reference runtime, and `uidmap`'s
+/// setuid `newuidmap`/`newgidmap`, with which rootless podman maps its user namespace (only a
+/// recommendation of podman's, which apt leaves out here).
+pub const ENGINES: [&str; 9] = [
     BUSYBOX,
     IPROUTE,
     RUNC,
@@ -32,6 +34,7 @@ pub const ENGINES: [&str; 8] = [
     "containerd",
     "netavark",
     "iptables",
+    "uidmap",
 ];
 
 /// Installs the missing `packages` (as root), or fails saying what is missing and how to

@@ -53,8 +53,8 @@ pub(super) struct Prepared {
     /// refuses `mknod` (its `/dev` nodes are binds of the host's) and mounts `proc` and
     /// `sysfs` only while the host's are visible (they are made before `pivot_root`).
     pub in_user_namespace: bool,
-    /// nsinit runs as a plain user and the container has a network namespace of its own
-    /// without a `network`: the child sets its `lo` up itself.
+    /// The container has a network namespace of its own without a `network`, and nsinit
+    /// could not come back from entering it: the child sets its `lo` up itself.
     pub loopback_in_child: bool,
 }
 
@@ -119,13 +119,14 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
     if cgroupns_in_clone {
         flags |= libc::CLONE_NEWCGROUP as u64;
     }
+    let loopback_in_child = loopback_in_child(plan);
     let prepared = Prepared {
         joined,
         cgroup_tasks,
         unshare_cgroupns: cgroupns && !cgroupns_in_clone,
         cgroup_view,
         in_user_namespace: plan.has(Namespace::User) || !userns::in_initial(),
-        loopback_in_child: loopback_in_child(plan),
+        loopback_in_child,
     };
 
     // A pid namespace joined by path applies to the children of whoever enters it: enter it
@@ -177,7 +178,7 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
             .step(|| "tell the container its ids are mapped".into())?;
     }
     // While the child mounts its rootfs, give it its network.
-    let network = match loopback_in_child(plan) {
+    let network = match loopback_in_child {
         true => Ok(()),
         false => connect_network(plan, &container),
     };
@@ -294,9 +295,14 @@ impl Drop for OwnedCgroup {
     }
 }
 
-/// Whether the child sets up its own `lo` (see [`Prepared::loopback_in_child`]).
+/// Whether the child sets up its own `lo` (see [`Prepared::loopback_in_child`]). The parent
+/// sets it up from outside only as root of the initial user namespace: entering the
+/// container's network namespace and coming back to its own takes CAP_SYS_ADMIN over both.
+/// A plain user has it over neither; root of another user namespace (nsinit-oci under
+/// rootless podman, in podman's) may enter the container's but not return to its own,
+/// which the initial user namespace owns.
 fn loopback_in_child(plan: &Plan) -> bool {
-    !nix::unistd::geteuid().is_root()
+    !(nix::unistd::geteuid().is_root() && userns::in_initial())
         && plan.network.is_none()
         && plan.new_namespaces().any(|ns| ns == Namespace::Net)
 }

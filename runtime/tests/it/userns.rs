@@ -18,6 +18,7 @@ pub fn trials() -> Vec<Trial> {
         a_plain_user_runs_a_container_as_its_root,
         a_plain_user_gets_a_clear_error_for_a_bridge,
         a_plain_user_runs_an_oci_bundle_without_a_cgroup,
+        issue_16_root_of_podmans_user_namespace_gets_lo_up,
     ]
 }
 
@@ -156,15 +157,11 @@ fn a_plain_user_gets_a_clear_error_for_a_bridge() -> Ran {
     Ok(())
 }
 
-/// `runc spec --rootless`'s shape (the user-namespace fixture, mapped to the user alone, no
-/// `gid=` on devpts), run by `nobody` with nsinit-oci: root inside, no cgroup asked, none made.
-fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
-    needs_root()?;
-    require(
-        std::path::Path::new("/usr/bin/setpriv").exists(),
-        "needs setpriv (util-linux) to run nsinit-oci as a plain user",
-    )?;
-    let bundle = Container::owned_by("{}", 65_534);
+/// A bundle of `config` in a container directory: its rootfs (`rootfs/`, a full copy of the
+/// busybox tree) and the directory owned by `owner`, no devpts `gid=` (a plain user maps only
+/// its own gid), a writable root, no terminal, `args` as the process.
+fn bundle_owned_by(owner: u32, mut config: serde_json::Value, args: &[&str]) -> Container {
+    let bundle = Container::owned_by("{}", owner);
     let rootfs = bundle.path().join("rootfs");
     std::fs::create_dir(&rootfs).unwrap();
     for entry in std::fs::read_dir(bundle.path()).unwrap() {
@@ -173,12 +170,7 @@ fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
             std::fs::rename(entry.path(), rootfs.join(entry.file_name())).unwrap();
         }
     }
-    std::os::unix::fs::lchown(&rootfs, Some(65_534), Some(65_534)).unwrap();
-    let mut config: serde_json::Value =
-        serde_json::from_str(fixtures::bundle("user-namespace").unwrap()).unwrap();
-    let own = serde_json::json!([{"containerID": 0, "hostID": 65534, "size": 1}]);
-    config["linux"]["uidMappings"] = own.clone();
-    config["linux"]["gidMappings"] = own;
+    std::os::unix::fs::lchown(&rootfs, Some(owner), Some(owner)).unwrap();
     for mount in config["mounts"].as_array_mut().unwrap() {
         if mount["type"] == "devpts" {
             let options = mount["options"].as_array_mut().unwrap();
@@ -187,9 +179,26 @@ fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
     }
     config["root"]["readonly"] = false.into();
     config["process"]["terminal"] = false.into();
-    config["process"]["args"] =
-        serde_json::json!(["sh", "-c", "id -u; cat /proc/self/uid_map; touch /tmp/made"]);
+    config["process"]["args"] = serde_json::json!(args);
     std::fs::write(bundle.file("config.json"), config.to_string()).unwrap();
+    bundle
+}
+
+/// `runc spec --rootless`'s shape (the user-namespace fixture, mapped to the user alone, no
+/// `gid=` on devpts), run by `nobody` with nsinit-oci: root inside, no cgroup asked, none made.
+fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
+    needs_root()?;
+    require(
+        std::path::Path::new("/usr/bin/setpriv").exists(),
+        "needs setpriv (util-linux) to run nsinit-oci as a plain user",
+    )?;
+    let mut config: serde_json::Value =
+        serde_json::from_str(fixtures::bundle("user-namespace").unwrap()).unwrap();
+    let own = serde_json::json!([{"containerID": 0, "hostID": 65534, "size": 1}]);
+    config["linux"]["uidMappings"] = own.clone();
+    config["linux"]["gidMappings"] = own;
+    let args = ["sh", "-c", "id -u; cat /proc/self/uid_map; touch /tmp/made"];
+    let bundle = bundle_owned_by(65_534, config, &args);
     let state = bundle.path().join("state");
     let out = Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
@@ -203,7 +212,7 @@ fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let words: Vec<String> = stdout(&out).split_whitespace().map(String::from).collect();
     assert_eq!(words, ["0", "0", "65534", "1"], "{}", stderr(&out));
-    let made = std::fs::metadata(rootfs.join("tmp/made")).unwrap();
+    let made = std::fs::metadata(bundle.file("rootfs/tmp/made")).unwrap();
     assert_eq!(made.uid(), 65_534);
     // `run` deletes what it made.
     let left: Vec<_> = std::fs::read_dir(&state)
@@ -211,5 +220,47 @@ fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
         .into_iter()
         .collect();
     assert!(left.iter().all(|&n| n == 0), "state left: {left:?}");
+    Ok(())
+}
+
+/// Rootless podman's shape: nsinit-oci runs as root of podman's user namespace (here
+/// `unshare --map-root-user` by `nobody`), not the initial one, and the config asks for a new
+/// network namespace but no user namespace (`runc spec`'s). nsinit-oci may enter the
+/// container's network namespace, which its user namespace owns, but not come back to its
+/// own, which the initial one owns: the container sets its `lo` up itself. Before, the start
+/// failed with `network: return to nsinit's own network namespace: operation not permitted`.
+fn issue_16_root_of_podmans_user_namespace_gets_lo_up() -> Ran {
+    needs_root()?;
+    for tool in ["/usr/bin/setpriv", "/usr/bin/unshare"] {
+        require(
+            std::path::Path::new(tool).exists(),
+            "needs setpriv and unshare (util-linux) to run nsinit-oci in a user namespace",
+        )?;
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(fixtures::bundle("runc-spec").unwrap()).unwrap();
+    let args = [
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; cat /sys/class/net/lo/flags",
+    ];
+    let bundle = bundle_owned_by(65_534, config, &args);
+    let state = bundle.path().join("state");
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["unshare", "--user", "--map-root-user"])
+        .args(["env", "-u", "XDG_RUNTIME_DIR", NSINIT_OCI, "--root"])
+        .arg(&state)
+        .args(["run", "podman-rootless-1"])
+        .current_dir(bundle.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run setpriv");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let words: Vec<String> = stdout(&out).split_whitespace().map(String::from).collect();
+    assert_eq!(words[..4], ["0", "0", "65534", "1"], "{words:?}");
+    // IFF_UP is bit 0 of lo's flags.
+    let flags = u32::from_str_radix(words[4].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is up: {words:?}");
     Ok(())
 }

@@ -3,8 +3,9 @@
 //! with runc as the reference. Everything runs inside a throwaway network namespace standing
 //! in for the host, with the engines' own configuration, storage and state under
 //! `target/engines/`; the host's links, routes and firewall rules are compared before and
-//! after, and every container must leave nothing behind. With `--bench`, no scenarios:
-//! nsinit-oci, crun and runc timed under the same engines (`bench.rs`).
+//! after, and every container must leave nothing behind. podman also runs rootless, as a plain
+//! user the harness adds only in private mount namespaces (`rootless.rs`). With `--bench`, no
+//! scenarios: nsinit-oci, crun and runc timed under the same engines (`bench.rs`).
 
 mod bench;
 mod cases;
@@ -16,6 +17,7 @@ mod image;
 mod podman;
 mod pty;
 mod report;
+mod rootless;
 
 use std::cell::RefCell;
 use std::fs;

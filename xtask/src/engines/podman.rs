@@ -2,7 +2,8 @@
 //! network configs under `target/engines/podman`), the `cgroupfs` manager, the `file` events
 //! logger, vfs storage, and each runtime under test registered under `[engine.runtimes]` and
 //! in `runtime_supports_json` (so conmon passes it `--log-format=json --log FILE`). Run in the
-//! stand-in host's network namespace, so netavark's bridge and firewall rules land there.
+//! stand-in host's network namespace, so netavark's bridge and firewall rules land there; as
+//! root, or as a plain user ([`AsUser`], rootless podman, set up by `rootless.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,17 @@ pub struct Podman {
     netns: PathBuf,
     /// cgroupfs parent of every container (and of conmon, in `PARENT/conmon`).
     pub cgroup_parent: String,
+    /// Who runs podman, when not root.
+    pub user: Option<AsUser>,
+}
+
+/// A plain user podman runs as (rootless podman): each command enters a mount namespace of
+/// its own (`unshare --mount`), where `script` binds the account files that name the user
+/// over the host's and runs its arguments as the user (`setpriv`), with only `env` in the
+/// environment besides podman's own settings.
+pub struct AsUser {
+    pub script: PathBuf,
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Podman {
@@ -47,6 +59,7 @@ impl Podman {
             dir: dir.to_owned(),
             netns: netns.to_owned(),
             cgroup_parent: cgroup_parent.to_owned(),
+            user: None,
         };
         for sub in ["root", "run", "tmp", "networks", "tmpdir"] {
             fs::create_dir_all(dir.join(sub))?;
@@ -77,11 +90,19 @@ impl Podman {
     }
 
     /// `nsenter --net=STANDIN podman GLOBAL-FLAGS --runtime NAME`, in podman's own directory
-    /// (conmon inherits it as its working directory and writes its `oom` file there).
+    /// (conmon inherits it as its working directory and writes its `oom` file there); for a
+    /// plain user, `unshare --mount --propagation private SCRIPT` before `podman`.
     pub fn command(&self, runtime: &str) -> Command {
         let mut command = Command::new("nsenter");
+        command.arg(format!("--net={}", self.netns.display()));
+        if let Some(user) = &self.user {
+            command
+                .args(["unshare", "--mount", "--propagation", "private"])
+                .arg(&user.script)
+                .env_clear()
+                .envs(user.env.iter().map(|(k, v)| (k, v)));
+        }
         command
-            .arg(format!("--net={}", self.netns.display()))
             .arg("podman")
             .arg("--root")
             .arg(self.dir.join("root"))

@@ -2,6 +2,7 @@
 //! or from inside the container.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -9,9 +10,11 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 
 use super::{counter, expect_contains, wait_for_handler, Case, Ctx};
 use crate::engines::exec::{self, wait_for, PATIENCE};
+use crate::engines::host::Places;
 use crate::engines::image::NAME as IMAGE;
 use crate::engines::podman::GATEWAY;
 use crate::engines::pty::Pty;
+use crate::engines::rootless::{Rootless, SUBORDINATE_COUNT};
 
 pub fn cases() -> Vec<Case> {
     let case = |name, run| Case {
@@ -53,6 +56,10 @@ pub fn cases() -> Vec<Case> {
         case("--security-opt seccomp=unconfined", seccomp_unconfined),
         case("default seccomp profile", seccomp_default),
         case("healthcheck run (an exec)", healthcheck),
+        case(
+            "rootless: a plain user's podman runs IMG id (root inside, its ids mapped)",
+            rootless,
+        ),
     ]
 }
 
@@ -648,4 +655,133 @@ fn healthcheck(ctx: &Ctx) -> Result<String> {
     })();
     ctx.podman_remove(&name);
     result
+}
+
+/// Issue 16: podman run by a plain user with subordinate ids (`rootless.rs`), this runtime
+/// registered with it, imports the image and runs `id` in it as root; the user namespace is
+/// podman's: its maps are the user's uid and subordinate range, and files the container makes
+/// in a bind mount belong to the user (root inside) and to a subordinate id (1000 inside).
+fn rootless(ctx: &Ctx) -> Result<String> {
+    let rootless = Rootless::setup(ctx.podman.netns(), ctx.runtime, &ctx.image.tarball)?;
+    let result = rootless_run(ctx, &rootless);
+    let ended = rootless.remove()?;
+    let note = result?;
+    ensure!(
+        ended.is_empty(),
+        "still running in podman's user namespace: {}",
+        ended.join("; ")
+    );
+    Ok(note)
+}
+
+fn rootless_run(ctx: &Ctx, r: &Rootless) -> Result<String> {
+    let podman = |args: &[&str]| {
+        ctx.scratch
+            .run(r.podman.command(&r.runtime.name).args(args), PATIENCE)
+    };
+    let image = r.image.display().to_string();
+    let import = podman(&["import", &image, IMAGE])?.ok("podman import (rootless)")?;
+    let info = podman(&[
+        "info",
+        "--format",
+        "{{.Host.Security.Rootless}} {{.Host.OCIRuntime.Path}}",
+    ])?
+    .ok("podman info (rootless)")?;
+    let expected = format!("true {}", r.runtime.path.display());
+    ensure!(
+        info.text() == expected,
+        "podman info says {:?}, not {expected:?} (rootless, this runtime)",
+        info.text()
+    );
+    let cidfile = r.home.join("cid").display().to_string();
+    let volume = format!("{}:/data", r.data.display());
+    // `--network none`: slirp4netns, rootless podman's default, opens /dev/net/tun, which is
+    // root's alone on a host whose udev left it 0600 (this one); runc fails the same way.
+    // `none` still gives the container a network namespace of its own, with `lo` up.
+    let script = "id; cat /proc/self/uid_map /proc/self/gid_map /sys/class/net/lo/flags; \
+                  touch /data/by-root; touch /data/by-1000; chown 1000:1000 /data/by-1000";
+    // Not `--log-level debug`: conmon's exit command (`podman container cleanup`) would log to
+    // syslog, fail where there is no /dev/log (this host), and `run --rm` would wait 20 s.
+    let run = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cidfile",
+        &cidfile,
+        "-v",
+        &volume,
+        IMAGE,
+        "sh",
+        "-c",
+        script,
+    ])?
+    .ok("podman run --rm (rootless)")?;
+    let id = fs::read_to_string(&cidfile).context("podman's --cidfile")?;
+    ctx.note_id(&id);
+    let lines: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let (user, sub) = (r.account.id, r.account.subordinate);
+    ensure!(
+        lines
+            .first()
+            .is_some_and(|l| l.starts_with("uid=0(root) gid=0(root)")),
+        "id: {lines:?}"
+    );
+    let map = [
+        format!("0 {user} 1"),
+        format!("1 {sub} {SUBORDINATE_COUNT}"),
+    ];
+    ensure!(
+        lines.get(1..5) == Some(&[map.clone(), map].concat()[..]),
+        "uid_map and gid_map: {:?}",
+        &lines[1..]
+    );
+    // IFF_UP is bit 0 of lo's flags.
+    let flags = lines
+        .get(5)
+        .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok());
+    ensure!(
+        flags.is_some_and(|f| f & 1 == 1),
+        "lo's flags: {:?}",
+        lines.get(5)
+    );
+    let owner = |name: &str| -> Result<(u32, u32)> {
+        let meta = fs::metadata(r.data.join(name)).with_context(|| format!("/data/{name}"))?;
+        Ok((meta.uid(), meta.gid()))
+    };
+    ensure!(
+        owner("by-root")? == (user, user),
+        "/data/by-root is {:?} on the host, not the user's {user}",
+        owner("by-root")?
+    );
+    let mapped = sub + 999;
+    ensure!(
+        owner("by-1000")? == (mapped, mapped),
+        "/data/by-1000 is {:?} on the host, not {mapped}",
+        owner("by-1000")?
+    );
+    let places = Places {
+        cgroup_mounts: ctx.cgroup_mounts,
+        cgroup_root: ctx.cgroup_root,
+        state_dirs: r.state_dirs(),
+        work: &r.home,
+    };
+    let ids = [id.trim().to_string()];
+    let left = wait_for(Duration::from_secs(10), || {
+        places.leftovers(&ids).is_empty().then_some(())
+    });
+    ensure!(
+        left.is_some(),
+        "left behind: {}",
+        places.leftovers(&ids).join("; ")
+    );
+    Ok(format!(
+        "uid 0 inside; maps 0 {user} 1, 1 {sub} {SUBORDINATE_COUNT}; lo up; /data files owned by {user} and {mapped}; import {:.1} s, run {:.1} s",
+        import.elapsed.as_secs_f64(),
+        run.elapsed.as_secs_f64()
+    ))
 }
