@@ -37,7 +37,7 @@ use crate::prereqs;
 use crate::procfs::{self, CgroupMount};
 use crate::standin::StandIn;
 use config::{container_json, opted_out, scale_address, CGROUP_PARENT, PROTECTIONS};
-use report::{median_of, Leftovers, Measured, MemoryRow, ScaleRow, TimeRow};
+use report::{median_of, CrunWrapper, Leftovers, Measured, MemoryRow, Oci, ScaleRow, TimeRow};
 use stats::summarize;
 use timing::{alternate, Contender};
 
@@ -223,7 +223,7 @@ pub fn run(mut args: Args) -> Result<()> {
     drop(standin);
     drop(work);
 
-    let measured = measured(&start, &hardened, &join, &memory, &scale);
+    let measured = measured(&start, &hardened, &join, runtimes.as_ref(), &memory, &scale);
     let targets = report::targets(&measured);
     let elapsed = began.elapsed();
     let markdown = markdown(
@@ -235,6 +235,7 @@ pub fn run(mut args: Args) -> Result<()> {
         &hardened,
         &join,
         runtimes.as_ref(),
+        &measured.oci,
         &memory,
         &limits,
         &scale,
@@ -268,6 +269,11 @@ pub fn run(mut args: Args) -> Result<()> {
         "join": report::rows_json(&join),
         "oci": runtimes.as_ref().map(|r| report::rows_json(&r.times)),
         "oci_peak_rss": runtimes.as_ref().map(|r| report::peak_json(&r.rss)),
+        "oci_wrapper": runtimes
+            .as_ref()
+            .and_then(|r| r.wrapper.as_ref())
+            .map(|rows| report::rows_json(rows)),
+        "oci_crun": runtimes.as_ref().map(|_| report::oci_json(&measured.oci)),
         "memory": report::memory_json(&memory),
         "memory_limit": limit::json(&limits),
         "scale": report::scale_json(&scale),
@@ -1127,6 +1133,7 @@ fn measured(
     start: &[TimeRow],
     hardened: &[TimeRow],
     join: &[TimeRow],
+    runtimes: Option<&runtimes::Results>,
     memory: &[MemoryRow],
     scale: &[ScaleRow],
 ) -> Measured {
@@ -1165,6 +1172,25 @@ fn measured(
         seed_opted_out: median_of(hardened, hardened::SEED_OPTED_OUT),
         floor_hardened: median_of(hardened, hardened::FLOOR_HARDENED),
         user_namespace: median_of(hardened, hardened::USER_NAMESPACE),
+        oci: runtimes.map_or_else(Oci::default, oci_measured),
+    }
+}
+
+/// Issue 14's numbers from the OCI section.
+fn oci_measured(r: &runtimes::Results) -> Oci {
+    Oci {
+        nsinit_oci: r.medians("nsinit-oci"),
+        runc: r.medians("runc"),
+        crun: r.medians(r.crun),
+        wrapper: match &r.wrapper {
+            None => CrunWrapper::Bare,
+            Some(rows) => CrunWrapper::HideCgroup2 {
+                wrapped: median_of(rows, runtimes::WRAPPED),
+                plain: median_of(rows, runtimes::PLAIN),
+            },
+        },
+        nsinit_oci_create_rss: r.create_rss("nsinit-oci"),
+        crun_create_rss: r.create_rss(r.crun),
     }
 }
 
@@ -1178,6 +1204,7 @@ fn markdown(
     hardened: &[TimeRow],
     join: &[TimeRow],
     runtimes: Option<&runtimes::Results>,
+    oci: &Oci,
     memory: &[MemoryRow],
     limits: &[limit::LimitRow],
     scale: &[ScaleRow],
@@ -1246,6 +1273,20 @@ fn markdown(
              median of {MEMORY_ROUNDS} untimed runs:\n\n"
         ));
         out.push_str(&report::peak_table(&runtimes.rss, "nsinit-oci"));
+        if let Some(rows) = runtimes.wrapper.as_ref().filter(|rows| !rows.is_empty()) {
+            out.push_str(
+                "\ncrun runs under `hide-cgroup2` here (crun 1.8 refuses a hybrid cgroup host; \
+                 the wrapper gives it a mount namespace without /sys/fs/cgroup/unified), so \
+                 every crun command above pays for it. The wrapper, timed in the same \
+                 alternation:\n\n",
+            );
+            out.push_str(&report::wrapper_section(rows, oci));
+            out.push_str(
+                "\nPeak RSS needs no such correction: the wrapper execs crun in the same \
+                 process, and `ru_maxrss` is the higher of the two images' peaks (the small \
+                 static wrapper's well below crun's).\n",
+            );
+        }
     }
     if !memory.is_empty() {
         out.push_str(&format!(

@@ -9,6 +9,10 @@
 //!
 //! For `create`, the bench is what conmon or a shim is: the child subreaper the container's
 //! process is reparented to when `create` exits, so it reaps the process itself.
+//!
+//! On a hybrid cgroup host every crun command runs under `hide-cgroup2.c`, and the same
+//! alternation times that wrapper around `/bin/true` and `/bin/true` alone, so the report can
+//! take the wrapper's cost off crun's medians.
 
 use std::ffi::OsString;
 use std::fs;
@@ -18,13 +22,21 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use super::config::CGROUP_PARENT;
-use super::report::{PeakRow, TimeRow};
+use super::report::{median_of, PeakRow, TimeRow};
 use super::stats::summarize;
-use super::timing::{alternate_runs, run_command, wait_pid, Label, Run};
+use super::timing::{alternate_runs, run_command, run_once, wait_pid, Contender, Label, Run};
 use super::{oci, unavailable, Bench, MEMORY_ROUNDS, WARMUPS};
 
 /// The operations timed, in the order of their rows.
 pub const OPERATIONS: [&str; 3] = ["run", "create + start + wait + delete", "exec"];
+
+/// The runtime commands each operation times: what crun's wrapper is paid per (the lifecycle
+/// is `create`, `start` and `delete`, each under it).
+pub const COMMANDS: [usize; 3] = [1, 3, 1];
+
+/// The rows timing crun's wrapper, crun aside.
+pub const WRAPPED: &str = "hide-cgroup2 /bin/true (crun's wrapper alone)";
+pub const PLAIN: &str = "/bin/true";
 
 /// One runtime driven through runc's CLI.
 struct Runtime {
@@ -230,11 +242,35 @@ fn reap_orphans() {
     }
 }
 
+/// One contender of the alternation.
+enum Job {
+    /// `OPERATIONS[op]` of the runtime at `runtime`.
+    Operation { runtime: usize, op: usize },
+    /// `hide-cgroup2 /bin/true` or `/bin/true`: the wrapper's cost, measured crun aside.
+    Alone(Contender),
+}
+
 /// The rows: three per runtime (one per operation, runtime by runtime), and per runtime the
 /// peak RSS (KiB) of the runtime process of each operation (for the second, `create`'s).
 pub struct Results {
     pub times: Vec<TimeRow>,
     pub rss: Vec<PeakRow>,
+    /// How crun is named in the rows (with its wrapper, if it has one).
+    pub crun: &'static str,
+    /// [`WRAPPED`] and [`PLAIN`] when crun runs under hide-cgroup2 (`None`: it runs bare).
+    pub wrapper: Option<Vec<TimeRow>>,
+}
+
+impl Results {
+    /// The medians of a runtime's rows (named as in the rows), in [`OPERATIONS`] order.
+    pub fn medians(&self, runtime: &str) -> [Option<f64>; 3] {
+        OPERATIONS.map(|operation| median_of(&self.times, &format!("{runtime} {operation}")))
+    }
+
+    /// The median peak RSS (KiB) of a runtime's `create`.
+    pub fn create_rss(&self, runtime: &str) -> Option<f64> {
+        self.rss.iter().find(|r| r.name == runtime)?.kib[1].map(|s| s.median)
+    }
 }
 
 impl Bench<'_> {
@@ -332,11 +368,32 @@ impl Bench<'_> {
                     name: format!("{shown} {operation}"),
                     when_failing: None,
                 });
-                jobs.push((k, op));
+                jobs.push(Job::Operation { runtime: k, op });
+            }
+        }
+        // Every crun command above pays for its wrapper; its cost is timed in the same rounds.
+        let crun_wrapped = runtimes.iter().any(|(_, runtime)| runtime.name == "crun")
+            && self.tools.hide_cgroup2.is_some();
+        if let (true, Some(hide)) = (crun_wrapped, &self.tools.hide_cgroup2) {
+            for contender in [
+                Contender::new(WRAPPED, hide).args(["/bin/true"]),
+                Contender::new(PLAIN, "/bin/true"),
+            ] {
+                labels.push(Label {
+                    name: contender.name.clone(),
+                    when_failing: None,
+                });
+                jobs.push(Job::Alone(contender));
             }
         }
         let one = |i: usize, stderr: &Path, peak: Option<&Path>| -> Result<Run> {
-            let (k, op) = jobs[i];
+            let (k, op) = match &jobs[i] {
+                Job::Operation { runtime, op } => (*runtime, *op),
+                Job::Alone(contender) => {
+                    let (ms, error) = run_once(contender, stderr)?;
+                    return Ok(Run { ms, error });
+                }
+            };
             let runtime = &runtimes[k].1;
             let run = match (op, &running[k]) {
                 (0, _) => runtime.run(stderr, peak)?,
@@ -351,14 +408,20 @@ impl Bench<'_> {
             "==> oci: {} contenders, {WARMUPS} warm-ups + {rounds} rounds, alternated",
             labels.len()
         );
-        let mut times = alternate_runs(&labels, WARMUPS, rounds, &scratch, |i, stderr| {
+        let rows = alternate_runs(&labels, WARMUPS, rounds, &scratch, |i, stderr| {
             let run = one(i, stderr, None)?;
             Ok((run.ms, run.error))
         })?;
+        let (wrapper, mut times): (Vec<TimeRow>, Vec<TimeRow>) = rows
+            .into_iter()
+            .partition(|row| row.name == WRAPPED || row.name == PLAIN);
         println!("==> oci: peak RSS, {MEMORY_ROUNDS} untimed runs each under peak-rss, alternated");
         let mut rss: Vec<Vec<f64>> = vec![Vec::new(); jobs.len()];
         for _ in 0..MEMORY_ROUNDS {
             for (i, samples) in rss.iter_mut().enumerate() {
+                if let Job::Alone(_) = jobs[i] {
+                    continue;
+                }
                 let out = scratch.join(format!("peak-rss-{i}"));
                 let _ = fs::remove_file(&out);
                 let run = one(i, &scratch.join(format!("peak-stderr-{i}")), Some(&out))?;
@@ -382,7 +445,9 @@ impl Bench<'_> {
             .map(|(k, (shown, _))| PeakRow {
                 name: shown.to_string(),
                 kib: std::array::from_fn(|op| {
-                    let i = jobs.iter().position(|&job| job == (k, op))?;
+                    let i = jobs.iter().position(|job| {
+                        matches!(job, Job::Operation { runtime, op: o } if (*runtime, *o) == (k, op))
+                    })?;
                     summarize(&rss[i])
                 }),
             })
@@ -398,6 +463,9 @@ impl Bench<'_> {
         Ok(Results {
             times,
             rss: rss_rows,
+            crun: crun_name,
+            // Empty when crun could not run: its rows say why.
+            wrapper: self.tools.hide_cgroup2.is_some().then_some(wrapper),
         })
     }
 }
