@@ -18,7 +18,7 @@ use super::{
     child, expect_exec, next_message, protocol_error, Command, Container, HANDSHAKE_TIMEOUT,
 };
 use crate::cgroups::{self, Cgroup, Hierarchy};
-use crate::error::StepContext;
+use crate::error::{StepContext, StepError};
 use crate::mounts::CgroupView;
 use crate::plan::{Namespace, Plan};
 use crate::sys::{self, Forked};
@@ -58,6 +58,47 @@ pub(super) struct Prepared {
     pub loopback_in_child: bool,
 }
 
+/// Whether a namespace joined by path is entered by nsinit for the clone rather than by the
+/// child: a pid namespace always (it applies to the children of whoever enters it); with a
+/// new user namespace, every other kind but mount and user too, because the child, root of
+/// its new user namespace only, may not enter a namespace another user namespace owns (a
+/// Kubernetes pod's network namespace), while a namespace the child is born in needs no
+/// right of it. A mount namespace stays the child's: entering it would move nsinit's root.
+fn entered_for_the_clone(plan: &Plan, kind: Namespace) -> bool {
+    match kind {
+        Namespace::Pid => true,
+        Namespace::Mount | Namespace::User => false,
+        _ => plan.new_user_namespace(),
+    }
+}
+
+/// Enters `namespaces`, returning nsinit's own namespace of each kind to return to.
+fn enter_for_the_clone(
+    namespaces: &[(Namespace, OwnedFd)],
+) -> Result<Vec<(Namespace, OwnedFd)>, StepError> {
+    let mut own = Vec::new();
+    for (kind, target) in namespaces {
+        let flag = CloneFlags::from_bits_truncate(kind.clone_flag());
+        let mine = open(
+            format!("/proc/self/ns/{}", kind.proc_name()).as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .step(|| format!("open nsinit's own {} namespace", kind.proc_name()))?;
+        if let Err(e) = setns(target, flag) {
+            for (kind, mine) in &own {
+                let _ = setns(
+                    mine,
+                    CloneFlags::from_bits_truncate(Namespace::clone_flag(*kind)),
+                );
+            }
+            return Err(e).step(|| format!("enter the {} namespace to join", kind.proc_name()));
+        }
+        own.push((*kind, mine));
+    }
+    Ok(own)
+}
+
 /// A container set up up to its command, its first process waiting for the creator's word.
 /// Dropping it kills the process and removes the cgroup.
 pub struct Created {
@@ -76,14 +117,14 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
         .set_timeout(HANDSHAKE_TIMEOUT)
         .step(|| "set the start channel timeout".into())?;
     let mut joined = Vec::new();
-    let mut pid_namespace = None;
+    let mut for_the_clone = Vec::new();
     for ns in &plan.namespaces {
         let Some(path) = &ns.path else { continue };
         let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
             .step(|| format!("open {} namespace {}", ns.kind.proc_name(), path.display()))?;
-        match ns.kind {
-            Namespace::Pid => pid_namespace = Some(fd),
-            kind => joined.push((kind, fd)),
+        match entered_for_the_clone(plan, ns.kind) {
+            true => for_the_clone.push((ns.kind, fd)),
+            false => joined.push((ns.kind, fd)),
         }
     }
     // A user namespace joined by path first: the others are entered as its root.
@@ -129,26 +170,16 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
         loopback_in_child,
     };
 
-    // A pid namespace joined by path applies to the children of whoever enters it: enter it
-    // for the clone only.
-    let own_pid_namespace = match &pid_namespace {
-        Some(target) => {
-            let own = open(
-                "/proc/self/ns/pid",
-                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .step(|| "open nsinit's own pid namespace".into())?;
-            setns(target, CloneFlags::CLONE_NEWPID)
-                .step(|| "enter the pid namespace to join".into())?;
-            Some(own)
-        }
-        None => None,
-    };
+    // Entered by this process for the clone only (see `entered_for_the_clone`); the child is
+    // born in them.
+    let own_namespaces = enter_for_the_clone(&for_the_clone)?;
     // SAFETY: nsinit is single-threaded: no thread is ever spawned on the start path.
     let forked = unsafe { sys::clone3(flags, cgroup_fd.as_ref().map(|fd| fd.as_fd())) };
-    if let (Some(own), Ok(Forked::Parent { .. })) = (&own_pid_namespace, &forked) {
-        setns(own, CloneFlags::CLONE_NEWPID).step(|| "return to nsinit's pid namespace".into())?;
+    if !matches!(forked, Ok(Forked::Child)) {
+        for (kind, own) in &own_namespaces {
+            setns(own, CloneFlags::from_bits_truncate(kind.clone_flag()))
+                .step(|| format!("return to nsinit's own {} namespace", kind.proc_name()))?;
+        }
     }
     let mut container = match forked {
         Ok(Forked::Child) => {

@@ -30,6 +30,7 @@ pub fn trials() -> Vec<Trial> {
         list_quiet_prints_the_id,
         a_process_with_another_user_is_started,
         tmpcopyup_fills_a_tmpfs_with_what_it_covers,
+        a_new_user_namespace_joins_a_network_namespace_by_path,
     ]
 }
 
@@ -459,5 +460,56 @@ fn tmpcopyup_fills_a_tmpfs_with_what_it_covers() -> Ran {
     let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap();
     let first = passwd.lines().next().unwrap();
     assert_eq!(stdout(&out), format!("{first}\nro\n751\nread-only\n"));
+    Ok(())
+}
+
+/// A new user namespace with a network namespace joined by path, as a Kubernetes pod with
+/// user namespaces has (the pod's network namespace belongs to the host's user namespace):
+/// the child, root of its new user namespace only, could not enter it (EPERM), so nsinit
+/// enters it for the clone; `/sys` is then the host's, bound.
+fn a_new_user_namespace_joins_a_network_namespace_by_path() -> Ran {
+    needs_root()?;
+    let mut holder = Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .expect("unshare --net sleep");
+    let netns = format!("/proc/{}/ns/net", holder.id());
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    wait_until(Duration::from_secs(10), || {
+        std::fs::read_link(&netns).is_ok_and(|ns| ns != own)
+    });
+    let target = std::fs::read_link(&netns).unwrap();
+    let script = "readlink /proc/self/ns/net; cat /proc/self/uid_map; ls /sys/class/net";
+    let b = Bundle::new("userns-netns", &["sh", "-c", script], |config| {
+        let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
+        namespaces.retain(|ns| ns["type"] != "network");
+        namespaces.push(json!({"type": "network", "path": netns}));
+        namespaces.push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        config["linux"]["uidMappings"] = map.clone();
+        config["linux"]["gidMappings"] = map;
+    });
+    let out = b
+        .command(&["run", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .output()
+        .expect("run nsinit-oci run");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(out.status.success(), "run: {}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(target.to_string_lossy().as_ref()),
+        "{text}"
+    );
+    let map: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(map, ["0", "100000", "65536"], "{text}");
     Ok(())
 }

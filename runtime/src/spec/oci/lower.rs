@@ -50,13 +50,16 @@ pub fn lower(config: &Config, site: &Site<'_>) -> Result<Plan, ConfigError> {
         };
         error(&field, kind)
     })?;
-    // sysfs belongs to the network namespace: a new user namespace without a network
-    // namespace of its own may not mount one, so it gets the host's, bound (runc's rule).
-    let sysfs_needs_bind = linux
-        .namespaces
-        .iter()
-        .any(|ns| ns.kind == Namespace::User && ns.path.is_none())
-        && !linux.has(Namespace::Net);
+    // sysfs belongs to the network namespace: a new user namespace without a new network
+    // namespace (none, or one joined by path, which another user namespace owns) may not
+    // mount one, so it gets the host's, bound (runc's rule).
+    let new = |kind: Namespace| {
+        linux
+            .namespaces
+            .iter()
+            .any(|ns| ns.kind == kind && ns.path.is_none())
+    };
+    let sysfs_needs_bind = new(Namespace::User) && !new(Namespace::Net);
     Ok(Plan {
         rootfs,
         readonly_rootfs: config.root.readonly,
