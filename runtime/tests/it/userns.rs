@@ -1,11 +1,12 @@
 //! User namespaces: container root that is another uid on the host, maps as configured,
 //! joins that enter the same namespace with the same protections, and nsinit run by a plain
-//! user (rootless), on this host.
+//! user (rootless), alone or with subordinate ids, on this host.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::process::Command;
 
-use fixtures::harness::{require, Ran, Trial};
+use fixtures::harness::{needs_tool, require, Ran, Skip, Trial};
 
 use crate::support::{needs_root, seed, stderr, stdout, with_field, Container, NSINIT};
 
@@ -19,6 +20,8 @@ pub fn trials() -> Vec<Trial> {
         a_plain_user_gets_a_clear_error_for_a_bridge,
         a_plain_user_runs_an_oci_bundle_without_a_cgroup,
         issue_16_root_of_podmans_user_namespace_gets_lo_up,
+        issue_16_a_plain_user_maps_its_subordinate_ids_with_newuidmap,
+        issue_16_a_plain_user_runs_an_oci_bundle_with_subordinate_ids,
     ]
 }
 
@@ -262,5 +265,229 @@ fn issue_16_root_of_podmans_user_namespace_gets_lo_up() -> Ran {
     // IFF_UP is bit 0 of lo's flags.
     let flags = u32::from_str_radix(words[4].trim_start_matches("0x"), 16).unwrap();
     assert_eq!(flags & 1, 1, "lo is up: {words:?}");
+    Ok(())
+}
+
+/// The plain user of the `newuidmap` tests: a name and uid the host's account files do not
+/// use, and subordinate uids = gids overlapping no range or id they list.
+const SUB_USER: &str = "nsinit-subids";
+const SUB_USER_ID: u32 = 4713;
+const SUBORDINATE: u32 = 200_000;
+const SUBORDINATE_COUNT: u32 = 65_536;
+
+/// The host's account files, each with [`SUB_USER`]'s line added, or why they cannot be.
+fn account_files_with_sub_user() -> Result<Vec<(&'static str, String)>, String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(Path::new("/etc").join(name))
+            .map_err(|e| format!("needs /etc/{name} to bind a copy over it: {e}"))
+    };
+    let files = [
+        ("passwd", read("passwd")?),
+        ("group", read("group")?),
+        ("subuid", read("subuid")?),
+        ("subgid", read("subgid")?),
+    ];
+    let (id, sub) = (
+        u64::from(SUB_USER_ID),
+        u64::from(SUBORDINATE)..u64::from(SUBORDINATE) + u64::from(SUBORDINATE_COUNT),
+    );
+    for (name, text) in &files {
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split(':').map(str::trim).collect();
+            let number = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok());
+            let clash = match *name {
+                // The name, and ids that are the user's own or fall in its range.
+                "passwd" | "group" => {
+                    fields[0] == SUB_USER
+                        || [number(2), number(3)]
+                            .into_iter()
+                            .flatten()
+                            .any(|n| n == id || sub.contains(&n))
+                }
+                // Ranges of the name or of the uid (newuidmap grants either), or overlapping.
+                _ => {
+                    fields[0] == SUB_USER
+                        || number(0) == Some(id)
+                        || matches!((number(1), number(2)),
+                            (Some(start), Some(count)) if start < sub.end && sub.start < start + count)
+                }
+            };
+            if clash {
+                return Err(format!(
+                    "/etc/{name} has `{line}`, which clashes with the test's user \
+                     {SUB_USER} ({SUB_USER_ID}, subordinate {SUBORDINATE}:{SUBORDINATE_COUNT})"
+                ));
+            }
+        }
+    }
+    let id = SUB_USER_ID;
+    let range = format!("{SUB_USER}:{SUBORDINATE}:{SUBORDINATE_COUNT}");
+    let lines = [
+        format!("{SUB_USER}:x:{id}:{id}:nsinit tests:/nonexistent:/bin/sh"),
+        format!("{SUB_USER}:x:{id}:"),
+        range.clone(),
+        range,
+    ];
+    let add = |(name, mut text): (&'static str, String), line: String| {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        (name, text + &line + "\n")
+    };
+    Ok(files
+        .into_iter()
+        .zip(lines)
+        .map(|(file, line)| add(file, line))
+        .collect())
+}
+
+/// [`SUB_USER`] on this host, for one test: copies of the account files that add it, and its
+/// `XDG_RUNTIME_DIR` (where nsinit keeps its state), in a temp dir removed on drop.
+struct SubUser {
+    dir: tempfile::TempDir,
+}
+
+impl SubUser {
+    /// Skips unless root, with `newuidmap`, `newgidmap`, `setpriv` and `unshare`, on a host
+    /// whose account files leave [`SUB_USER`]'s name, id and range free.
+    fn new() -> Result<SubUser, Skip> {
+        needs_root()?;
+        for tool in ["newuidmap", "newgidmap"] {
+            needs_tool(tool, "--help")?;
+        }
+        for tool in ["/usr/bin/setpriv", "/usr/bin/unshare"] {
+            require(
+                Path::new(tool).exists(),
+                "needs setpriv and unshare (util-linux) to run nsinit as a user with \
+                 subordinate ids",
+            )?;
+        }
+        let files = account_files_with_sub_user().map_err(Skip)?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        // The user reaches its runtime dir through it.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        for (name, text) in files {
+            let copy = etc.join(name);
+            std::fs::write(&copy, text).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::os::unix::fs::lchown(&run, Some(SUB_USER_ID), Some(SUB_USER_ID)).unwrap();
+        Ok(SubUser { dir })
+    }
+
+    /// Its `XDG_RUNTIME_DIR`.
+    fn runtime_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// `program ARGS...` run by the user as rootless podman's runtime is (the xtask engines'
+    /// rootless scenario does the same): in a mount namespace of its own, where the copies
+    /// are bound over the host's account files (the setuid `newuidmap` and `newgidmap` read
+    /// `/etc/subuid` and `/etc/subgid` there; the host's are never changed), then as the
+    /// user, with `setpriv`.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let script = "set -e; etc=$1; id=$2; shift 2\n\
+                      for f in passwd group subuid subgid; do\n\
+                      mount --bind \"$etc/$f\" /etc/$f\n\
+                      done\n\
+                      exec setpriv --reuid $id --regid $id --init-groups \"$@\"\n";
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg("sh")
+            .arg(self.dir.path().join("etc"))
+            .arg(SUB_USER_ID.to_string())
+            .arg("env")
+            .arg(format!("XDG_RUNTIME_DIR={}", self.runtime_dir().display()))
+            .arg(program)
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+}
+
+/// What the container runs: its ids, both maps, and a file it makes and gives to 1000.
+const TWO_RANGES_SCRIPT: &str = "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; \
+                                 touch /tmp/made; chown 1000:1000 /tmp/made; \
+                                 stat -c '%u:%g' /tmp/made";
+
+/// Root inside, both ranges in each map (`out`), and the file made (`made`, on the host) owned
+/// by the subordinate ids that 1000 maps to.
+fn assert_two_ranges(out: &std::process::Output, made: &Path) {
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    let lines: Vec<String> = stdout(out)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let map = format!("0 {SUB_USER_ID} 1\n1 {SUBORDINATE} {SUBORDINATE_COUNT}");
+    let expected = format!("0\n0\n{map}\n{map}\n1000:1000");
+    assert_eq!(lines.join("\n"), expected, "{}", stderr(out));
+    let made = std::fs::metadata(made).expect("the file the container made");
+    let host = SUBORDINATE + 1000 - 1;
+    assert_eq!((made.uid(), made.gid()), (host, host));
+}
+
+/// The helper path of `write_maps`: a plain user with subordinate ids runs `nsinit exec` with
+/// two ranges in each map (0 its own uid, 1-65536 its subordinate ids), which only the setuid
+/// `newuidmap` and `newgidmap` may write. Root inside, both ranges in both maps, and a file
+/// chowned to 1000 inside belongs to the matching subordinate id on the host.
+fn issue_16_a_plain_user_maps_its_subordinate_ids_with_newuidmap() -> Ran {
+    let user = SubUser::new()?;
+    let map = format!(
+        r#"[{{"container_id": 0, "host_id": {SUB_USER_ID}, "size": 1}},
+            {{"container_id": 1, "host_id": {SUBORDINATE}, "size": {SUBORDINATE_COUNT}}}]"#
+    );
+    let namespaces = r#"["NEWIPC","NEWNS","NEWPID","NEWUTS","NEWNET","NEWUSER"]"#;
+    let config = with_field(seed(), "namespaces", namespaces);
+    let config = with_field(&config, "uid_mappings", &map);
+    let config = with_field(&config, "gid_mappings", &map);
+    // The container's root owns its rootfs: the user's own id on the host.
+    let c = Container::owned_by(&config, SUB_USER_ID);
+    let out = user
+        .command(NSINIT, &["exec", "-T", "sh", "-c", TWO_RANGES_SCRIPT])
+        .current_dir(c.path())
+        .output()
+        .expect("run unshare");
+    assert_two_ranges(&out, &c.file("tmp/made"));
+    Ok(())
+}
+
+/// The same through an OCI bundle: `linux.uidMappings` and `gidMappings` of two ranges, run
+/// with `nsinit-oci run` by the user, whose state (`$XDG_RUNTIME_DIR/nsinit-oci`) is left
+/// empty.
+fn issue_16_a_plain_user_runs_an_oci_bundle_with_subordinate_ids() -> Ran {
+    let user = SubUser::new()?;
+    let mut config: serde_json::Value =
+        serde_json::from_str(fixtures::bundle("user-namespace").unwrap()).unwrap();
+    let map = serde_json::json!([
+        {"containerID": 0, "hostID": SUB_USER_ID, "size": 1},
+        {"containerID": 1, "hostID": SUBORDINATE, "size": SUBORDINATE_COUNT},
+    ]);
+    config["linux"]["uidMappings"] = map.clone();
+    config["linux"]["gidMappings"] = map;
+    // `runc spec`'s capabilities lack the chown the script does.
+    for set in config["process"]["capabilities"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+    {
+        set.as_array_mut().unwrap().push("CAP_CHOWN".into());
+    }
+    let bundle = bundle_owned_by(SUB_USER_ID, config, &["sh", "-c", TWO_RANGES_SCRIPT]);
+    let out = user
+        .command(NSINIT_OCI, &["run", "subids-1"])
+        .current_dir(bundle.path())
+        .output()
+        .expect("run unshare");
+    assert_two_ranges(&out, &bundle.file("rootfs/tmp/made"));
+    let state = user.runtime_dir().join("nsinit-oci");
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.count())
+        .into_iter()
+        .collect();
+    assert!(left.iter().all(|&n| n == 0), "state left: {left:?}");
     Ok(())
 }
