@@ -29,5 +29,7 @@ fn main() -> ExitCode {
         state::trials(),
         userns::trials(),
     ];
-    fixtures::harness::run(trials.into_iter().flatten().collect())
+    let code = fixtures::harness::run(trials.into_iter().flatten().collect());
+    support::remove_template();
+    code
 }

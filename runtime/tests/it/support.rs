@@ -20,9 +20,11 @@ pub fn needs_root() -> Ran {
     fixtures::harness::needs_root("namespaces, mounts")
 }
 
+/// The template rootfs and the directory holding it, once built.
+static TEMPLATE: OnceLock<(tempfile::TempDir, fixtures::Template)> = OnceLock::new();
+
 /// A template busybox rootfs, built and read once per test binary.
 pub fn template() -> &'static fixtures::Template {
-    static TEMPLATE: OnceLock<(tempfile::TempDir, fixtures::Template)> = OnceLock::new();
     &TEMPLATE
         .get_or_init(|| {
             let busybox = fixtures::find_busybox().unwrap_or_else(|e| panic!("{e}"));
@@ -32,6 +34,13 @@ pub fn template() -> &'static fixtures::Template {
             (dir, template)
         })
         .1
+}
+
+/// Removes the template's directory, once every trial ran (a static is never dropped).
+pub fn remove_template() {
+    if let Some((dir, _)) = TEMPLATE.get() {
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
 }
 
 /// A container directory of its own: a copy of the busybox rootfs plus a container.json.
