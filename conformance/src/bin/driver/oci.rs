@@ -45,6 +45,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 const PROMPTLY: Duration = Duration::from_secs(5);
 /// The container's memory limit (`linux.resources.memory.limit`).
 const MEMORY_LIMIT: u64 = 64 << 20;
+/// Where the netns-userns case maps the container's ids on the host.
+const USERNS_HOST_ID: u32 = 100_000;
 /// The open-files limit the user case asks for: soft, hard.
 const NOFILE: (u64, u64) = (256, 512);
 /// What the sysctl case sets (the defaults of a new namespace differ).
@@ -62,6 +64,7 @@ pub fn cases() -> Vec<Case> {
         seccomp_case(),
         devices_case(),
         netns_case(),
+        netns_userns_case(),
         hooks_case(),
         lifecycle_case(),
     ]
@@ -695,6 +698,51 @@ fn netns_case() -> Case {
         let saw = f.facts.namespaces.get("net").cloned().unwrap_or_default();
         expect_eq(wanted, saw)
     })])
+}
+
+/// The same, with a new user namespace: a Kubernetes pod with user namespaces, whose network
+/// namespace belongs to the host's user namespace. Root of its new user namespace only, the
+/// container's process may not enter it itself: nsinit-oci enters it for the clone.
+fn netns_userns_case() -> Case {
+    scenario("netns-userns", |stage| {
+        let held = HeldNetns::create()?;
+        let mut config = base_config(stage.dir(), "netns-userns", &[]);
+        if let Some(Value::Array(namespaces)) = config.pointer_mut("/linux/namespaces") {
+            for ns in namespaces.iter_mut().filter(|ns| ns["type"] == "network") {
+                ns["path"] = json!(held.path);
+            }
+            namespaces.push(json!({ "type": "user" }));
+        }
+        let map = json!([{ "containerID": 0, "hostID": USERNS_HOST_ID, "size": 65536 }]);
+        config["linux"]["uidMappings"] = map.clone();
+        config["linux"]["gidMappings"] = map;
+        let oci = Oci::new(stage, "netns-userns")?;
+        oci.write_config(&config)?;
+        let run = oci.call(&["run", "--bundle", &oci.bundle_arg(), &oci.id]);
+        Ok(Ran {
+            run,
+            id: oci.id.clone(),
+            netns: Some(held.link.clone()),
+            hooks_log: None,
+        })
+    })
+    .checks([
+        on_facts_with("netns-userns/joined-by-path", |ran, f| {
+            let wanted = ran.netns.clone().unwrap_or_default();
+            let saw = f.facts.namespaces.get("net").cloned().unwrap_or_default();
+            expect_eq(wanted, saw)
+        }),
+        on_facts_with("netns-userns/user-namespace-new", |_, f| {
+            let host = fs::read_link("/proc/self/ns/user")
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let saw = f.facts.namespaces.get("user").cloned().unwrap_or_default();
+            match !saw.is_empty() && saw != host {
+                true => Ok(()),
+                false => Err(mismatch(format!("a user namespace other than {host}"), saw)),
+            }
+        }),
+    ])
 }
 
 fn on_facts_with(name: &str, verify: impl Fn(&Ran, &OciFacts) -> Verdict + 'static) -> Check {
