@@ -107,6 +107,10 @@ pub fn enter_rootfs(rootfs: &Path, nodev: bool, propagation: Propagation) -> Res
 /// from the host by controller name (`memory`, `cpu,cpuacct`).
 pub enum CgroupView {
     V2,
+    /// v2 in a new user namespace without a new cgroup namespace, where the kernel refuses a
+    /// cgroup2 mount (the cgroup namespace is another user namespace's): a read-only bind of
+    /// this directory, the container's group (runc's fallback).
+    V2Bound(PathBuf),
     V1(Vec<(String, PathBuf)>),
 }
 
@@ -142,6 +146,9 @@ pub fn open_sources(
             (MountSource::Bind { path, recursive }, _) => {
                 vec![(String::new(), clone_host(path, *recursive)?)]
             }
+            (MountSource::Cgroup, CgroupView::V2Bound(dir)) => {
+                vec![(String::new(), clone_host(dir, false)?)]
+            }
             (MountSource::Cgroup, CgroupView::V1(groups)) => groups
                 .iter()
                 .map(|(name, dir)| Ok((name.clone(), clone_host(dir, false)?)))
@@ -162,7 +169,7 @@ pub fn open_sources(
     }
     Ok(Sources {
         binds,
-        cgroup_v2: matches!(cgroups, CgroupView::V2),
+        cgroup_v2: matches!(cgroups, CgroupView::V2 | CgroupView::V2Bound(_)),
     })
 }
 
@@ -202,6 +209,13 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
                 if !(flags - MsFlags::MS_REC).is_empty() {
                     remount(target, flags)?;
                 }
+            }
+            MountSource::Cgroup if sources.cgroup_v2 && !binds.is_empty() => {
+                ensure_mount_point(target, true)?;
+                let nosuid_noexec_nodev =
+                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+                bind(&binds[0].1, target, true)?;
+                remount(target, flags | MsFlags::MS_RDONLY | nosuid_noexec_nodev)?;
             }
             MountSource::Cgroup if sources.cgroup_v2 => {
                 ensure_mount_point(target, true)?;

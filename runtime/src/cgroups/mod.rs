@@ -259,6 +259,11 @@ impl Cgroup {
     }
 
     /// Whether the group is in the unified (v2) hierarchy.
+    /// v2: the group's directory (v1: `None`).
+    pub fn v2_dir(&self) -> Option<&Path> {
+        self.dirs.first().filter(|_| self.v2).map(PathBuf::as_path)
+    }
+
     pub fn is_v2(&self) -> bool {
         self.v2
     }
@@ -646,6 +651,16 @@ pub fn resolve(h: &Hierarchy, path: &CgroupPath) -> Result<PathBuf, CgroupError>
             Ok(Path::new(ours.trim_start_matches('/')).join(path))
         }
     }
+}
+
+/// On v2, the directory of the group this process runs in.
+pub fn own_v2_dir() -> Option<PathBuf> {
+    let h = Hierarchy::detect().ok()?;
+    let Hierarchy::V2 { root } = &h else {
+        return None;
+    };
+    let own = read(Path::new("/proc/self/cgroup")).ok()?;
+    Some(root.join(own_group(&h, &own)?.trim_start_matches('/')))
 }
 
 /// The group of this process in `h`, from the text of `/proc/self/cgroup`: the `0::` line

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, CloneFlags};
@@ -155,6 +156,19 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
         None => (None, Vec::new(), default_cgroup_view()),
     };
     let cgroupns = plan.new_namespaces().any(|ns| ns == Namespace::Cgroup);
+    // A new user namespace may mount cgroup2 only in a cgroup namespace of its own.
+    let cgroup_view = match cgroup_view {
+        CgroupView::V2 if plan.new_user_namespace() && !cgroupns => {
+            let group = cgroup
+                .as_ref()
+                .and_then(|g| g.get().v2_dir().map(Path::to_owned));
+            match group.or_else(cgroups::own_v2_dir) {
+                Some(dir) => CgroupView::V2Bound(dir),
+                None => CgroupView::V2,
+            }
+        }
+        view => view,
+    };
     let cgroupns_in_clone = cgroupns && cgroup_fd.is_some();
     let mut flags = start.clone_flags;
     if cgroupns_in_clone {

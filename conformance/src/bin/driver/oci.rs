@@ -732,6 +732,15 @@ fn netns_userns_case() -> Case {
             let saw = f.facts.namespaces.get("net").cloned().unwrap_or_default();
             expect_eq(wanted, saw)
         }),
+        // cgroup2 may not be mounted from a new user namespace without a cgroup namespace of
+        // its own (v2); v1's hierarchies are bound anyway. Either way: read-only, there.
+        on_facts_with("netns-userns/cgroup-read-only", |_, f| {
+            match mount_at(f, "/sys/fs/cgroup") {
+                Some(m) if m.options.split(',').any(|o| o == "ro") => Ok(()),
+                Some(m) => Err(mismatch("/sys/fs/cgroup read-only", m.options.clone())),
+                None => Err(mismatch("a mount at /sys/fs/cgroup", "none")),
+            }
+        }),
         on_facts_with("netns-userns/user-namespace-new", |_, f| {
             let host = fs::read_link("/proc/self/ns/user")
                 .map(|l| l.to_string_lossy().into_owned())
