@@ -675,29 +675,8 @@ fn devices_case() -> Case {
 /// The network namespace joined by path: one the driver makes for the case and holds on a
 /// thread of its own while the container runs.
 fn netns_case() -> Case {
-    scenario("netns", |stage| {
-        let held = HeldNetns::create()?;
-        let mut config = base_config(stage.dir(), "netns", &[]);
-        if let Some(Value::Array(namespaces)) = config.pointer_mut("/linux/namespaces") {
-            for ns in namespaces.iter_mut().filter(|ns| ns["type"] == "network") {
-                ns["path"] = json!(held.path);
-            }
-        }
-        let oci = Oci::new(stage, "netns")?;
-        oci.write_config(&config)?;
-        let run = oci.call(&["run", "--bundle", &oci.bundle_arg(), &oci.id]);
-        Ok(Ran {
-            run,
-            id: oci.id.clone(),
-            netns: Some(held.link.clone()),
-            hooks_log: None,
-        })
-    })
-    .checks([on_facts_with("netns/joined-by-path", |ran, f| {
-        let wanted = ran.netns.clone().unwrap_or_default();
-        let saw = f.facts.namespaces.get("net").cloned().unwrap_or_default();
-        expect_eq(wanted, saw)
-    })])
+    scenario("netns", |stage| run_in_held_netns(stage, "netns", false))
+        .checks([on_facts_with("netns/joined-by-path", joined_the_held_netns)])
 }
 
 /// The same, with a new user namespace: a Kubernetes pod with user namespaces, whose network
@@ -705,33 +684,10 @@ fn netns_case() -> Case {
 /// container's process may not enter it itself: nsinit-oci enters it for the clone.
 fn netns_userns_case() -> Case {
     scenario("netns-userns", |stage| {
-        let held = HeldNetns::create()?;
-        let mut config = base_config(stage.dir(), "netns-userns", &[]);
-        if let Some(Value::Array(namespaces)) = config.pointer_mut("/linux/namespaces") {
-            for ns in namespaces.iter_mut().filter(|ns| ns["type"] == "network") {
-                ns["path"] = json!(held.path);
-            }
-            namespaces.push(json!({ "type": "user" }));
-        }
-        let map = json!([{ "containerID": 0, "hostID": USERNS_HOST_ID, "size": 65536 }]);
-        config["linux"]["uidMappings"] = map.clone();
-        config["linux"]["gidMappings"] = map;
-        let oci = Oci::new(stage, "netns-userns")?;
-        oci.write_config(&config)?;
-        let run = oci.call(&["run", "--bundle", &oci.bundle_arg(), &oci.id]);
-        Ok(Ran {
-            run,
-            id: oci.id.clone(),
-            netns: Some(held.link.clone()),
-            hooks_log: None,
-        })
+        run_in_held_netns(stage, "netns-userns", true)
     })
     .checks([
-        on_facts_with("netns-userns/joined-by-path", |ran, f| {
-            let wanted = ran.netns.clone().unwrap_or_default();
-            let saw = f.facts.namespaces.get("net").cloned().unwrap_or_default();
-            expect_eq(wanted, saw)
-        }),
+        on_facts_with("netns-userns/joined-by-path", joined_the_held_netns),
         // cgroup2 may not be mounted from a new user namespace without a cgroup namespace of
         // its own (v2); v1's hierarchies are bound anyway. Either way: read-only, there.
         on_facts_with("netns-userns/cgroup-read-only", |_, f| {
@@ -752,6 +708,41 @@ fn netns_userns_case() -> Case {
             }
         }),
     ])
+}
+
+/// `run` of the base bundle with its network namespace joined by path (one held for the
+/// case); with `userns`, in a new user namespace mapped to [`USERNS_HOST_ID`] too.
+fn run_in_held_netns(stage: &Stage, name: &str, userns: bool) -> Result<Ran, String> {
+    let held = HeldNetns::create()?;
+    let mut config = base_config(stage.dir(), name, &[]);
+    if let Some(Value::Array(namespaces)) = config.pointer_mut("/linux/namespaces") {
+        for ns in namespaces.iter_mut().filter(|ns| ns["type"] == "network") {
+            ns["path"] = json!(held.path);
+        }
+        if userns {
+            namespaces.push(json!({ "type": "user" }));
+        }
+    }
+    if userns {
+        let map = json!([{ "containerID": 0, "hostID": USERNS_HOST_ID, "size": 65536 }]);
+        config["linux"]["uidMappings"] = map.clone();
+        config["linux"]["gidMappings"] = map;
+    }
+    let oci = Oci::new(stage, name)?;
+    oci.write_config(&config)?;
+    let run = oci.call(&["run", "--bundle", &oci.bundle_arg(), &oci.id]);
+    Ok(Ran {
+        run,
+        id: oci.id.clone(),
+        netns: Some(held.link.clone()),
+        hooks_log: None,
+    })
+}
+
+fn joined_the_held_netns(ran: &Ran, f: &OciFacts) -> Verdict {
+    let wanted = ran.netns.clone().unwrap_or_default();
+    let saw = f.facts.namespaces.get("net").cloned().unwrap_or_default();
+    expect_eq(wanted, saw)
 }
 
 fn on_facts_with(name: &str, verify: impl Fn(&Ran, &OciFacts) -> Verdict + 'static) -> Check {
