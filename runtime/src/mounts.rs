@@ -114,6 +114,11 @@ pub enum CgroupView {
     V1(Vec<(String, PathBuf)>),
 }
 
+/// What every cgroup mount gets: the v1 tmpfs, each bound hierarchy or group.
+const CGROUP_BIND_FLAGS: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NODEV);
+
 /// The host files and directories the plan's mounts bind, cloned as detached mount trees in
 /// this mount namespace before the rootfs becomes `/`: after, their mounts are out of reach
 /// and `open_tree` refuses them (EINVAL), while a detached clone stays attachable. One entry
@@ -211,11 +216,8 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
                 }
             }
             MountSource::Cgroup if sources.cgroup_v2 && !binds.is_empty() => {
-                ensure_mount_point(target, true)?;
-                let nosuid_noexec_nodev =
-                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
                 bind(&binds[0].1, target, true)?;
-                remount(target, flags | MsFlags::MS_RDONLY | nosuid_noexec_nodev)?;
+                remount(target, flags | MsFlags::MS_RDONLY | CGROUP_BIND_FLAGS)?;
             }
             MountSource::Cgroup if sources.cgroup_v2 => {
                 ensure_mount_point(target, true)?;
@@ -230,20 +232,18 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
             }
             MountSource::Cgroup => {
                 ensure_mount_point(target, true)?;
-                let nosuid_noexec_nodev =
-                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
                 mount(
                     Some("tmpfs"),
                     target,
                     Some("tmpfs"),
-                    nosuid_noexec_nodev,
+                    CGROUP_BIND_FLAGS,
                     Some("mode=755"),
                 )
                 .step(|| format!("mount tmpfs on {target} for the cgroup hierarchies"))?;
                 for (name, source) in binds {
                     let at = format!("{}/{name}", target.trim_end_matches('/'));
                     bind(source, &at, true)?;
-                    remount(&at, flags | MsFlags::MS_RDONLY | nosuid_noexec_nodev)?;
+                    remount(&at, flags | MsFlags::MS_RDONLY | CGROUP_BIND_FLAGS)?;
                     // Co-mounted controllers (`cpu,cpuacct`) get a link per name.
                     for single in name.split(',').filter(|_| name.contains(',')) {
                         let link = format!("{}/{single}", target.trim_end_matches('/'));
@@ -251,7 +251,7 @@ pub fn mount_all(mounts: &[Mount], sources: &Sources) -> Result<(), StepError> {
                             .step(|| format!("create symlink {link} -> {name}"))?;
                     }
                 }
-                remount(target, nosuid_noexec_nodev | (flags & MsFlags::MS_RDONLY))?;
+                remount(target, CGROUP_BIND_FLAGS | (flags & MsFlags::MS_RDONLY))?;
             }
         }
         if let Some(propagation) = m.propagation {

@@ -77,7 +77,7 @@ fn entered_for_the_clone(plan: &Plan, kind: Namespace) -> bool {
 fn enter_for_the_clone(
     namespaces: &[(Namespace, OwnedFd)],
 ) -> Result<Vec<(Namespace, OwnedFd)>, StepError> {
-    let mut own = Vec::new();
+    let mut own: Vec<(Namespace, OwnedFd)> = Vec::new();
     for (kind, target) in namespaces {
         let flag = CloneFlags::from_bits_truncate(kind.clone_flag());
         let mine = open(
@@ -88,10 +88,7 @@ fn enter_for_the_clone(
         .step(|| format!("open nsinit's own {} namespace", kind.proc_name()))?;
         if let Err(e) = setns(target, flag) {
             for (kind, mine) in &own {
-                let _ = setns(
-                    mine,
-                    CloneFlags::from_bits_truncate(Namespace::clone_flag(*kind)),
-                );
+                let _ = setns(mine, CloneFlags::from_bits_truncate(kind.clone_flag()));
             }
             return Err(e).step(|| format!("enter the {} namespace to join", kind.proc_name()));
         }
