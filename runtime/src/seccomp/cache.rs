@@ -9,6 +9,7 @@
 //! compile, never a wrong filter. Entries are written to a temporary file and renamed: a
 //! concurrent `create` reads a whole entry or none.
 
+use std::cell::OnceCell;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
@@ -31,19 +32,26 @@ struct Entry {
 pub struct FilterCache {
     dir: PathBuf,
     /// This nsinit's version and binary (size and modification time): a rebuilt nsinit does
-    /// not use what another build compiled.
-    build: String,
+    /// not use what another build compiled. Looked up on first use: a config without a
+    /// profile never pays for it.
+    build: OnceCell<String>,
 }
 
 impl FilterCache {
     pub fn new(dir: &Path) -> FilterCache {
-        let binary = fs::metadata("/proc/self/exe")
-            .map(|m| format!("{} {}.{}", m.size(), m.mtime(), m.mtime_nsec()))
-            .unwrap_or_default();
         FilterCache {
             dir: dir.to_owned(),
-            build: format!("{} {binary}", env!("CARGO_PKG_VERSION")),
+            build: OnceCell::new(),
         }
+    }
+
+    fn build(&self) -> &str {
+        self.build.get_or_init(|| {
+            let binary = fs::metadata("/proc/self/exe")
+                .map(|m| format!("{} {}.{}", m.size(), m.mtime(), m.mtime_nsec()))
+                .unwrap_or_default();
+            format!("{} {binary}", env!("CARGO_PKG_VERSION"))
+        })
     }
 
     /// The filter of `profile` (the profile's JSON text): the cached one, else what `compile`
@@ -55,7 +63,7 @@ impl FilterCache {
     ) -> Result<Filter, SeccompError> {
         let path = self.dir.join(format!(
             "seccomp-{:016x}.json",
-            fnv1a(&[self.build.as_bytes(), b"\n", profile.as_bytes()])
+            fnv1a(&[self.build().as_bytes(), b"\n", profile.as_bytes()])
         ));
         if let Some(filter) = self.read(&path, profile) {
             return Ok(filter);
@@ -67,12 +75,12 @@ impl FilterCache {
 
     fn read(&self, path: &Path, profile: &str) -> Option<Filter> {
         let entry: Entry = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-        (entry.build == self.build && entry.profile == profile).then_some(entry.filter)
+        (entry.build == self.build() && entry.profile == profile).then_some(entry.filter)
     }
 
     fn write(&self, path: &Path, profile: &str, filter: &Filter) -> std::io::Result<()> {
         let entry = Entry {
-            build: self.build.clone(),
+            build: self.build().to_owned(),
             profile: profile.to_owned(),
             filter: filter.clone(),
         };
@@ -144,7 +152,7 @@ mod tests {
         assert_eq!(other, other_filter());
         let rebuilt = FilterCache {
             dir: dir.path().to_owned(),
-            build: "another build".into(),
+            build: OnceCell::from("another build".to_string()),
         };
         let compiled = rebuilt.filter("{\"a\":1}", || Ok(other_filter())).unwrap();
         assert_eq!(
