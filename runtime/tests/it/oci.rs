@@ -63,6 +63,14 @@ impl Bundle {
         }
     }
 
+    /// A bundle running `sleep 100`, created and started.
+    fn sleeping(name: &str) -> Bundle {
+        let b = Bundle::new(name, &["sleep", "100"], |_| {});
+        b.create();
+        b.start();
+        b
+    }
+
     fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -180,9 +188,7 @@ fn run_passes_the_exit_status_through_and_frees_the_id() -> Ran {
 
 fn exec_runs_in_the_running_container_with_its_exit_status() -> Ran {
     needs_root()?;
-    let b = Bundle::new("exec", &["sleep", "100"], |_| {});
-    b.create();
-    b.start();
+    let b = Bundle::sleeping("exec");
     let pid1 = b.state()["pid"].as_i64().unwrap();
     let out = b.oci(&["exec", &b.id, "sh", "-c", "hostname; exit 4"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
@@ -213,9 +219,7 @@ fn exec_runs_in_the_running_container_with_its_exit_status() -> Ran {
 /// `/proc/PID/exe`, and the binary keeps its bytes.
 fn exec_runs_from_a_read_only_view_of_the_binary() -> Ran {
     needs_root()?;
-    let b = Bundle::new("exec-exe", &["sleep", "100"], |_| {});
-    b.create();
-    b.start();
+    let b = Bundle::sleeping("exec-exe");
     let before = std::fs::read(NSINIT_OCI).unwrap();
     let mut exec = b
         .command(&["exec", &b.id, "sleep", "30"])
@@ -250,9 +254,7 @@ fn exec_runs_from_a_read_only_view_of_the_binary() -> Ran {
 /// the container's mount namespace, where the host path is not.
 fn exec_detach_writes_the_pid_file_on_the_host() -> Ran {
     needs_root()?;
-    let b = Bundle::new("exec-pid", &["sleep", "100"], |_| {});
-    b.create();
-    b.start();
+    let b = Bundle::sleeping("exec-pid");
     let pid_file = b.path().join("exec.pid");
     let status = b
         .command(&["exec", "--detach", "--pid-file"])
@@ -381,9 +383,7 @@ fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
 
 fn ps_json_lists_the_container_process() -> Ran {
     needs_root()?;
-    let b = Bundle::new("ps", &["sleep", "100"], |_| {});
-    b.create();
-    b.start();
+    let b = Bundle::sleeping("ps");
     let pid1 = b.state()["pid"].as_i64().unwrap();
     let out = b.oci(&["ps", "--format", "json", &b.id]);
     assert!(out.status.success(), "ps: {}", stderr(&out));
@@ -394,9 +394,7 @@ fn ps_json_lists_the_container_process() -> Ran {
 
 fn pause_and_resume_change_the_status() -> Ran {
     needs_root()?;
-    let b = Bundle::new("pause", &["sleep", "100"], |_| {});
-    b.create();
-    b.start();
+    let b = Bundle::sleeping("pause");
     let out = b.oci(&["pause", &b.id]);
     assert!(out.status.success(), "pause: {}", stderr(&out));
     assert_eq!(b.status(), "paused");

@@ -203,15 +203,7 @@ fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
     let args = ["sh", "-c", "id -u; cat /proc/self/uid_map; touch /tmp/made"];
     let bundle = bundle_owned_by(65_534, config, &args);
     let state = bundle.path().join("state");
-    let out = Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .args(["env", "-u", "XDG_RUNTIME_DIR", NSINIT_OCI, "--root"])
-        .arg(&state)
-        .args(["run", "rootless-1"])
-        .current_dir(bundle.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run setpriv");
+    let out = oci_run_as_nobody(&bundle, "rootless-1", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let words: Vec<String> = stdout(&out).split_whitespace().map(String::from).collect();
     assert_eq!(words, ["0", "0", "65534", "1"], "{}", stderr(&out));
@@ -224,6 +216,22 @@ fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
         .collect();
     assert!(left.iter().all(|&n| n == 0), "state left: {left:?}");
     Ok(())
+}
+
+/// `nsinit-oci --root BUNDLE/state run ID` in `bundle`, as `nobody`, through `wrap` (a
+/// command that runs the rest, e.g. `unshare --user --map-root-user`), with no
+/// `XDG_RUNTIME_DIR`.
+fn oci_run_as_nobody(bundle: &Container, id: &str, wrap: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(wrap)
+        .args(["env", "-u", "XDG_RUNTIME_DIR", NSINIT_OCI, "--root"])
+        .arg(bundle.path().join("state"))
+        .args(["run", id])
+        .current_dir(bundle.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run setpriv")
 }
 
 /// Rootless podman's shape: nsinit-oci runs as root of podman's user namespace (here
@@ -248,17 +256,11 @@ fn issue_16_root_of_podmans_user_namespace_gets_lo_up() -> Ran {
         "id -u; cat /proc/self/uid_map; cat /sys/class/net/lo/flags",
     ];
     let bundle = bundle_owned_by(65_534, config, &args);
-    let state = bundle.path().join("state");
-    let out = Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .args(["unshare", "--user", "--map-root-user"])
-        .args(["env", "-u", "XDG_RUNTIME_DIR", NSINIT_OCI, "--root"])
-        .arg(&state)
-        .args(["run", "podman-rootless-1"])
-        .current_dir(bundle.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run setpriv");
+    let out = oci_run_as_nobody(
+        &bundle,
+        "podman-rootless-1",
+        &["unshare", "--user", "--map-root-user"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let words: Vec<String> = stdout(&out).split_whitespace().map(String::from).collect();
     assert_eq!(words[..4], ["0", "0", "65534", "1"], "{words:?}");

@@ -156,15 +156,20 @@ fn bundle_case(
     scenario(name, move |stage| {
         let mut config = base_config(stage.dir(), name, &ops);
         edit(&mut config, stage.dir()).map_err(|e| format!("prepare the bundle: {e}"))?;
-        let oci = Oci::new(stage, name)?;
-        oci.write_config(&config)?;
-        let run = oci.call(&["run", "--bundle", &oci.bundle_arg(), &oci.id]);
-        Ok(Ran {
-            run,
-            id: oci.id.clone(),
-            netns: None,
-            hooks_log: None,
-        })
+        run_bundle(stage, name, &config)
+    })
+}
+
+/// `nsinit-oci run` of `config` as the case's bundle.
+fn run_bundle(stage: &Stage, name: &str, config: &Value) -> Result<Ran, String> {
+    let oci = Oci::new(stage, name)?;
+    oci.write_config(config)?;
+    let run = oci.call(&["run", "--bundle", &oci.bundle_arg(), &oci.id]);
+    Ok(Ran {
+        run,
+        id: oci.id.clone(),
+        netns: None,
+        hooks_log: None,
     })
 }
 
@@ -728,14 +733,10 @@ fn run_in_held_netns(stage: &Stage, name: &str, userns: bool) -> Result<Ran, Str
         config["linux"]["uidMappings"] = map.clone();
         config["linux"]["gidMappings"] = map;
     }
-    let oci = Oci::new(stage, name)?;
-    oci.write_config(&config)?;
-    let run = oci.call(&["run", "--bundle", &oci.bundle_arg(), &oci.id]);
+    let ran = run_bundle(stage, name, &config)?;
     Ok(Ran {
-        run,
-        id: oci.id.clone(),
         netns: Some(held.link.clone()),
-        hooks_log: None,
+        ..ran
     })
 }
 
@@ -825,15 +826,11 @@ fn hooks_case() -> Case {
             let script = format!("printf '%s %s\\n' {hook} \"$(cat)\" >> {}", log.display());
             config["hooks"][hook] = json!([{ "path": "/bin/sh", "args": ["sh", "-c", script] }]);
         }
-        let oci = Oci::new(stage, "hooks")?;
-        oci.write_config(&config)?;
-        let run = oci.call(&["run", "--bundle", &oci.bundle_arg(), &oci.id]);
+        let ran = run_bundle(stage, "hooks", &config)?;
         let hooks_log = fs::read_to_string(&log).unwrap_or_default();
         Ok(Ran {
-            run,
-            id: oci.id.clone(),
-            netns: None,
             hooks_log: Some(hooks_log),
+            ..ran
         })
     })
     .checks([
