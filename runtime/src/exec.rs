@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -46,10 +46,6 @@ pub fn exec(options: &ExecOptions) -> Result<i32, Error> {
         .map(|record| (state::check(&record, &dir), record))
     {
         Some((state::Liveness::Alive { pidfd }, record)) => {
-            if !join::running_unwritable() {
-                drop(lock);
-                return Err(join::reexec_unwritable(Some(&record)));
-            }
             drop(lock);
             return join::run(&record, pidfd, &options.command, options.tty.wanted());
         }
@@ -149,8 +145,6 @@ fn run(start: &process::Start<'_>, dir: &ContainerDir, state: StateFile) -> Resu
     let mut created = process::create(start)?;
     let published = Published::new(dir, &state, start.plan, created.container.pid)?;
     drop(state);
-    let mut sealed_exe = None;
-    let mut keep_sealed_copy = || sealed_exe = published.offer_sealed_copy();
     let pty_master = created.pty_master.take();
     let host_stdin = std::io::stdin();
     let raw_mode = pty_master.as_ref().and_then(|master| {
@@ -158,12 +152,7 @@ fn run(start: &process::Start<'_>, dir: &ContainerDir, state: StateFile) -> Resu
         RawMode::enter(host_stdin.as_fd())
     });
     let result = created.release().and_then(|()| {
-        supervise::run(
-            &mut created.container,
-            &signals,
-            pty_master,
-            Some(&mut keep_sealed_copy),
-        )
+        supervise::run(&mut created.container, &signals, pty_master)
     });
     drop(raw_mode);
     created.container.kill_and_wait();
@@ -191,7 +180,6 @@ impl<'a> Published<'a> {
             pid: pid.as_raw(),
             start_time,
             plan: plan.clone(),
-            sealed_exe: None,
         })?;
         let published = Published { dir, pid };
         if let Err(e) = dir.write_nspid(pid) {
@@ -199,18 +187,6 @@ impl<'a> Published<'a> {
             return Err(e.into());
         }
         Ok(published)
-    }
-
-    /// Make a sealed copy of nsinit for joins to run from and name it in the record. Done
-    /// once the container has run a while, off the start path. The fd must stay open for as
-    /// long as the container lives.
-    fn offer_sealed_copy(&self) -> Option<OwnedFd> {
-        let memfd = join::copy_to_sealed_memfd().ok()?;
-        let state = StateFile::lock_existing(self.dir).ok()??;
-        let mut record = state.read().filter(|r| r.pid == self.pid.as_raw())?;
-        record.sealed_exe = Some((std::process::id() as i32, memfd.as_raw_fd()));
-        state.write(&record).ok()?;
-        Some(memfd)
     }
 
     fn remove(self) {

@@ -156,10 +156,6 @@ pub struct Record {
     /// The plan the container was started from; joins obey this, not whatever the
     /// directory's `container.json` says now.
     pub plan: Plan,
-    /// `(supervisor pid, fd)`: a sealed memfd copy of nsinit that the supervising nsinit
-    /// keeps once the container has run a while, so that joins need not copy the binary.
-    #[serde(default)]
-    pub sealed_exe: Option<(i32, i32)>,
 }
 
 /// The state file of one container directory, `<STATE_ROOT>/<id>`, locked for as long as
@@ -431,7 +427,6 @@ mod tests {
             pid: me.as_raw(),
             start_time: start_time(me).unwrap(),
             plan: plan("{}"),
-            sealed_exe: None,
         };
         assert!(matches!(check(&record, &dir), Liveness::Gone(_)));
         let reused = Record {

@@ -76,6 +76,23 @@ pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<F
     }
 }
 
+/// Whether the process behind `pidfd` is a child of this process (not yet reaped):
+/// `waitid(P_PIDFD, ..., WNOHANG | WNOWAIT)` answers `ECHILD` for anyone else's.
+pub fn is_our_child(pidfd: BorrowedFd<'_>) -> bool {
+    // SAFETY: all zeros is a valid siginfo_t.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a siginfo_t the kernel may write; WNOWAIT leaves the child as it is.
+    let ret = unsafe {
+        libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    ret == 0
+}
+
 /// `pidfd_open(2)`: a pidfd for a process that is not our child.
 pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.
@@ -366,6 +383,31 @@ impl ExecArgs {
             _argv: argv,
             _env: env,
         }
+    }
+
+    pub fn argv(&self) -> &[CString] {
+        &self._argv
+    }
+
+    pub fn env(&self) -> &[CString] {
+        &self._env
+    }
+
+    /// Replace this process with the program open at `fd` (`execveat(fd, "", AT_EMPTY_PATH)`:
+    /// no path, so no `/proc`), run with these arguments. Returns only on failure.
+    pub fn execveat(&self, fd: BorrowedFd<'_>) -> io::Error {
+        // SAFETY: as for `execve`; the empty path is a valid C string.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                self.argv_ptrs.as_ptr(),
+                self.env_ptrs.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        io::Error::last_os_error()
     }
 
     /// Replace this process with `path`, run with these arguments. Returns only on failure.

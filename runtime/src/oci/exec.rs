@@ -37,12 +37,6 @@ pub struct Options {
 }
 
 pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
-    // The joined process is visible inside before it execs: run from a copy nobody can
-    // write, never from the host's binary (CVE-2019-5736). First thing, so that the record
-    // is read and checked once, by the copy.
-    if !join::running_unwritable() {
-        return Err(join::reexec_unwritable(None).into());
-    }
     let id = &options.id;
     let record = ctx.root.record(id)?;
     let status = ctx.root.status(&record);
@@ -99,7 +93,7 @@ pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
         terminal::copy_window_size(host_stdin.as_fd(), pty.as_fd());
         RawMode::enter(host_stdin.as_fd())
     });
-    Ok(supervise::run(&mut joined.child, &signals, master, None)?)
+    Ok(supervise::run(&mut joined.child, &signals, master)?)
 }
 
 /// The process to run: the one `--process` describes, else the container's own with the

@@ -35,7 +35,7 @@ pub fn run(ctx: &mut Context, options: &Options, detach: bool) -> Result<i32, Oc
         terminal::copy_window_size(host_stdin.as_fd(), master.as_fd());
         RawMode::enter(host_stdin.as_fd())
     });
-    let code = supervise::run(&mut container, &signals, pty_master, None);
+    let code = supervise::run(&mut container, &signals, pty_master);
     drop(raw_mode);
     let deleted = delete::run(ctx, &id, true);
     let code = code?;

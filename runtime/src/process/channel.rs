@@ -19,6 +19,8 @@ use nix::sys::socket::{
     sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
 
+use super::trampoline::protocol::{TAG_FORKED, TAG_STEP_FAILED};
+use super::trampoline::Report;
 use crate::error::Failure;
 use crate::sys;
 
@@ -45,6 +47,9 @@ pub enum Message {
     Waiting,
     /// The parent wrote the maps of the child's new user namespace: it may act in it.
     Mapped,
+    /// What the exec trampoline of a join, or the command's process it forked, reported (its
+    /// tags are in `trampoline/protocol.rs`).
+    Trampoline(Report),
 }
 
 /// One end of the channel.
@@ -61,6 +66,12 @@ pub fn pair() -> nix::Result<(Channel, Channel)> {
         SockFlag::SOCK_CLOEXEC,
     )?;
     Ok((Channel { socket: parent }, Channel { socket: child }))
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
 }
 
 impl Channel {
@@ -141,6 +152,11 @@ fn encode(message: &Message, bytes: &mut [u8; MAX_MESSAGE]) -> usize {
             bytes[2..2 + n].copy_from_slice(&text[..n]);
             2 + n
         }
+        Message::Trampoline(report) => {
+            let encoded = report.encode();
+            bytes[..encoded.len()].copy_from_slice(&encoded);
+            encoded.len()
+        }
     }
 }
 
@@ -159,6 +175,10 @@ fn decode(datagram: &[u8], fd: Option<OwnedFd>) -> nix::Result<Option<Message>> 
             code: *code,
             text: String::from_utf8_lossy(text).into_owned(),
         })),
+        [TAG_FORKED | TAG_STEP_FAILED, ..] => match Report::decode(datagram) {
+            Some(report) => Some(Message::Trampoline(report)),
+            None => return Err(nix::Error::EBADMSG),
+        },
         _ => return Err(nix::Error::EBADMSG),
     })
 }

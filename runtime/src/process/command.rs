@@ -97,34 +97,50 @@ impl Command {
     /// executed, with the exit code nsinit reports (126 or 127) and why.
     pub fn exec(&self) -> Failure {
         let mut denied = None;
-        let failure = |code: i32, text: String| Failure {
-            code: code as u8,
-            text,
-        };
-        for path in &self.candidates {
+        for (index, path) in self.candidates.iter().enumerate() {
             let err = self.args.execve(path);
-            match err.raw_os_error() {
-                Some(libc::ENOENT | libc::ENOTDIR) => continue,
-                Some(libc::EACCES) => denied = Some(path),
-                _ => {
-                    return failure(
-                        EXIT_NOT_EXECUTABLE,
-                        format!(
-                            "exec {}: {}",
-                            path.to_string_lossy(),
-                            crate::error::describe_io(&err)
-                        ),
-                    )
-                }
+            let errno = nix::Error::from_raw(err.raw_os_error().unwrap_or(libc::EIO));
+            match errno {
+                nix::Error::ENOENT | nix::Error::ENOTDIR => continue,
+                nix::Error::EACCES => denied = Some(index),
+                _ => return self.failure(errno, index),
             }
         }
         match denied {
-            Some(path) => failure(
-                EXIT_NOT_EXECUTABLE,
-                format!("exec {}: permission denied", path.to_string_lossy()),
-            ),
+            Some(index) => self.failure(nix::Error::EACCES, index),
             None => self.not_found(),
         }
+    }
+
+    /// Why the command did not start, when trying candidate `index` last failed with `errno`
+    /// (an index past the candidates: none was found). [`Command::exec`] and the exec
+    /// trampoline of a join try the candidates the same way.
+    pub fn failure(&self, errno: nix::Error, index: usize) -> Failure {
+        let Some(path) = self.candidates.get(index) else {
+            return self.not_found();
+        };
+        let text = match errno {
+            nix::Error::EACCES => "permission denied".to_string(),
+            errno => crate::error::describe(errno),
+        };
+        Failure {
+            code: EXIT_NOT_EXECUTABLE as u8,
+            text: format!("exec {}: {text}", path.to_string_lossy()),
+        }
+    }
+
+    /// The paths to try, in order.
+    pub fn candidates(&self) -> &[CString] {
+        &self.candidates
+    }
+
+    pub fn argv(&self) -> &[CString] {
+        self.args.argv()
+    }
+
+    /// The environment, `KEY=VALUE` entries.
+    pub fn env(&self) -> &[CString] {
+        self.args.env()
     }
 
     fn not_found(&self) -> Failure {

@@ -1,31 +1,35 @@
-//! Joining a live container (a second `nsinit exec` in its directory): enter its namespaces
-//! and cgroup, drop the same capabilities, fork into its pid namespace, exec the command.
+//! Joining a live container (a second `nsinit exec` in its directory, `nsinit-oci exec`):
+//! enter its namespaces and cgroup, become the process the plan describes, and run the
+//! command in its pid namespace.
 //!
-//! The joining process becomes visible inside the container the moment it forks, to container
-//! processes that may hold `CAP_SYS_PTRACE` (the seed sample keeps it). So:
-//! - it runs from a copy of nsinit nobody can write (a read-only overlay view of the binary,
-//!   or a sealed memfd), never from the host's binary as such, so that `/proc/PID/exe`
-//!   cannot be opened to overwrite the host file (CVE-2019-5736);
-//! - every privileged step (namespaces, capability drop, fds) is finished before the fork,
-//!   and the forked child holds no host fd or directory (CVE-2016-9962, CVE-2024-21626).
+//! The command's process is visible inside the container from its fork to its `execve`, to
+//! container processes that may hold `CAP_SYS_PTRACE` (the seed sample keeps it). So:
+//! - nothing that forks into the container runs nsinit's binary: a helper, forked outside
+//!   the container's pid namespace, becomes the process (cgroup, limits, user, capabilities)
+//!   and executes the exec trampoline from a sealed memfd; the trampoline forks the command's
+//!   process into the container and runs the command (`trampoline/main.rs`). Neither
+//!   `/proc/PID/exe` nor a script naming `/proc/self/exe` as its interpreter reaches the
+//!   host's file (CVE-2019-5736), and no second glibc program starts;
+//! - every privileged step is finished before that fork, and the forked process holds no
+//!   host fd or directory (CVE-2016-9962, CVE-2024-21626).
+//!
+//! The joining nsinit is the command's parent (the trampoline forks with `CLONE_PARENT`)
+//! and supervises it as before.
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
-use nix::fcntl::{fcntl, FcntlArg, SealFlag};
-use nix::sched::setns;
-use nix::sys::memfd::{memfd_create, MFdFlags};
-use nix::unistd::{fexecve, Pid};
+use nix::sched::{setns, CloneFlags};
+use nix::unistd::Pid;
 
-use super::channel::{self, Message};
-use super::{block_forwarded_signals, expect_exec, supervise, Command, Container, SeccompMoment};
+use super::channel::{self, Channel, Message};
+use super::trampoline::{self, Report, Trampoline};
+use super::{block_forwarded_signals, supervise, Command, Container, SeccompMoment};
 use crate::cgroups::{self, Cgroup, Hierarchy};
 use crate::error::{Failure, StepContext, StepError, EXIT_SETUP};
 use crate::plan::{Namespace, Plan, Process};
-use crate::state::{ProcStat, Record};
+use crate::state::Record;
 use crate::sys::{self, Forked};
 use crate::{namespaces, terminal, Error};
 
@@ -48,120 +52,6 @@ pub struct Joined {
     pub pty_master: Option<OwnedFd>,
 }
 
-/// Whether this process runs from an executable nobody can write through `/proc/PID/exe`:
-/// a memfd with the write seal, or a file on a read-only mount (the overlay of
-/// [`readonly_view`]; a write through the magic link goes to that same mount).
-pub fn running_unwritable() -> bool {
-    let Ok(exe) = File::open("/proc/self/exe") else {
-        return false;
-    };
-    let sealed = fcntl(&exe, FcntlArg::F_GET_SEALS)
-        .map(|seals| SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_WRITE))
-        .unwrap_or(false);
-    sealed
-        || nix::sys::statvfs::fstatvfs(&exe)
-            .is_ok_and(|fs| fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-}
-
-/// Replace this process with the same invocation, run from an executable nobody can write:
-/// the sealed memfd a container's supervisor keeps (see [`Record::sealed_exe`]) when the
-/// record names one and it is there and sealed, else a read-only overlay view of the binary,
-/// else a fresh sealed memfd copy. Returns only on failure.
-pub fn reexec_unwritable(record: Option<&Record>) -> Error {
-    let exe = record
-        .and_then(supervisors_copy)
-        .or_else(readonly_view)
-        .map_or_else(copy_to_sealed_memfd, Ok);
-    let reexec = exe.and_then(|exe| -> nix::Result<std::convert::Infallible> {
-        let args = to_cstrings(std::env::args_os())?;
-        let env = to_cstrings(std::env::vars_os().map(|(k, v)| {
-            let mut kv = k;
-            kv.push("=");
-            kv.push(v);
-            kv
-        }))?;
-        fexecve(exe, &args, &env)
-    });
-    match reexec.step(|| "run nsinit from an unwritable copy before joining".into()) {
-        Err(error) => error.into(),
-        Ok(never) => match never {},
-    }
-}
-
-/// The running binary, opened through a new read-only overlayfs mount of its directory. No
-/// upper layer: the filesystem itself refuses writes (EROFS), whatever the mount flags. The
-/// mount is detached, in no mount table, and goes with the last process running from it.
-/// Nothing is copied (the pages are the binary's own page cache): about 0.2 ms where a
-/// sealed memfd copy of the 3.6 MB binary took 1.1-1.4 ms. `None` where overlayfs or the
-/// privilege to mount it is missing, or the directory cannot be said in a `lowerdir` list.
-fn readonly_view() -> Option<OwnedFd> {
-    let exe = std::fs::read_link("/proc/self/exe").ok()?;
-    let (dir, name) = (exe.parent()?.to_str()?, exe.file_name()?);
-    // Without an upper layer overlayfs wants two lower ones, neither inside the other; the
-    // second is never looked in (the binary's own directory is on top).
-    let other = ["/dev", "/run", "/tmp"]
-        .into_iter()
-        .find(|other| !Path::new(dir).starts_with(other) && !Path::new(other).starts_with(dir))?;
-    // Before Linux 6.5 overlayfs parses one option string: `:`, `,` and `\` would split it.
-    if dir.contains([':', ',', '\\']) {
-        return None;
-    }
-    let attrs = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
-    let lower = format!("lowerdir={dir}:{other}");
-    let mount = sys::new_detached_mount("overlay", &[&lower], attrs).ok()?;
-    nix::fcntl::openat(
-        &mount,
-        name,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ok()
-}
-
-/// The sealed copy held by the supervisor of the container's PID 1, if the record names one,
-/// that supervisor is PID 1's parent, and the fd is a memfd with every seal set.
-fn supervisors_copy(record: &Record) -> Option<OwnedFd> {
-    let (supervisor, fd) = record.sealed_exe?;
-    let pid_1 = ProcStat::of(Pid::from_raw(record.pid))?;
-    if pid_1.ppid != supervisor {
-        return None;
-    }
-    let file = File::open(format!("/proc/{supervisor}/fd/{fd}")).ok()?;
-    let seals = SealFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GET_SEALS).ok()?);
-    let all = SealFlag::F_SEAL_SEAL
-        | SealFlag::F_SEAL_SHRINK
-        | SealFlag::F_SEAL_GROW
-        | SealFlag::F_SEAL_WRITE;
-    seals.contains(all).then(|| file.into())
-}
-
-/// A sealed memfd holding a copy of the running nsinit binary: nobody can change its bytes.
-pub(crate) fn copy_to_sealed_memfd() -> nix::Result<OwnedFd> {
-    let memfd = memfd_create(
-        c"nsinit",
-        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-    )?;
-    let mut exe = File::open("/proc/self/exe").map_err(io_errno)?;
-    let mut copy = File::from(memfd);
-    std::io::copy(&mut exe, &mut copy).map_err(io_errno)?;
-    let seals = SealFlag::F_SEAL_SEAL
-        | SealFlag::F_SEAL_SHRINK
-        | SealFlag::F_SEAL_GROW
-        | SealFlag::F_SEAL_WRITE;
-    fcntl(&copy, FcntlArg::F_ADD_SEALS(seals))?;
-    Ok(copy.into())
-}
-
-fn io_errno(e: std::io::Error) -> nix::Error {
-    nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-fn to_cstrings(items: impl Iterator<Item = OsString>) -> nix::Result<Vec<CString>> {
-    items
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| nix::Error::EINVAL))
-        .collect()
-}
-
 /// Join the container and start the command in it; returns once the command runs (or failed
 /// to start). The caller supervises it, or lets it go.
 pub fn join(join: &Join<'_>) -> Result<Joined, Error> {
@@ -169,7 +59,14 @@ pub fn join(join: &Join<'_>) -> Result<Joined, Error> {
     // Opened before entering the container's mount namespace, where cgroupfs is not visible.
     let placement = Placement::of(plan)?;
     let (parent_end, child_end) = channel::pair().step(|| "create the join channel".into())?;
-
+    let trampoline = Trampoline::load()?;
+    let last_filter = match (&plan.seccomp, SeccompMoment::of(join.process)) {
+        (Some(seccomp), SeccompMoment::Last) => {
+            let filter = seccomp.filter();
+            Some((trampoline::program_memfd(filter)?, filter))
+        }
+        _ => None,
+    };
     let pty = enter(join).map_err(|e| {
         Error::Container(Failure {
             code: EXIT_SETUP as u8,
@@ -183,11 +80,18 @@ pub fn join(join: &Join<'_>) -> Result<Joined, Error> {
     };
     // SAFETY: nsinit is single-threaded: no thread is ever spawned on the join path.
     let forked = unsafe { sys::clone3(0, born_in) };
-    let mut child = match forked {
+    let mut helper = match forked {
         Ok(Forked::Child) => {
             drop(parent_end);
-            let slave = pty.as_ref().map(|p| p.slave.as_fd());
-            let failure = run_child(join, &placement, slave);
+            let failure = match become_joined(join, &placement) {
+                Ok(()) => trampoline.exec(
+                    child_end.as_fd(),
+                    pty.as_ref().map(|p| p.slave.as_fd()),
+                    last_filter.as_ref().map(|(fd, filter)| (fd.as_fd(), *filter)),
+                    join.command,
+                ),
+                Err(e) => e.into(),
+            };
             let code = failure.code;
             let _ = child_end.send(&Message::Failed(failure));
             sys::exit_now(code.into())
@@ -195,15 +99,71 @@ pub fn join(join: &Join<'_>) -> Result<Joined, Error> {
         Ok(Forked::Parent { pid, pidfd }) => Container::new(pid, pidfd),
         Err(e) => {
             return Err(e)
-                .step(|| "fork into the container".into())
+                .step(|| "fork the join's helper".into())
                 .map_err(Error::from)
         }
     };
     drop(child_end);
-    expect_exec(&parent_end, &mut child, "start the joined command")?;
+    let child = follow_to_exec(&parent_end, &mut helper, join.command)?;
     Ok(Joined {
         child,
         pty_master: pty.map(|pty| pty.master),
+    })
+}
+
+/// Read the join's channel until every process holding its other end has exited or exec'd:
+/// the helper's failure, or the trampoline's report of the command's process and then that
+/// process's failure or (end of file) its `execve`. Returns the command's process.
+fn follow_to_exec(
+    channel: &Channel,
+    helper: &mut Container,
+    command: &Command,
+) -> Result<Container, Error> {
+    let mut child = None;
+    let mut failure = None;
+    loop {
+        match channel.recv() {
+            Ok(None) => break,
+            Ok(Some(Message::Failed(reported))) => failure = Some(reported),
+            Ok(Some(Message::Trampoline(Report::Forked(pid)))) if child.is_none() => {
+                child = Some(our_child(Pid::from_raw(pid))?);
+            }
+            Ok(Some(Message::Trampoline(Report::Failed { step, errno, index }))) => {
+                failure = Some(Report::failure(step, errno, index, command));
+            }
+            Ok(Some(other)) => return Err(super::protocol_error(&other)),
+            Err(errno) => {
+                return Err(errno)
+                    .step(|| "wait for the joined command to start".into())
+                    .map_err(Error::from)
+            }
+        }
+    }
+    let helper_code = helper.wait()?;
+    match (child, failure) {
+        (Some(mut child), Some(failure)) => Err(child.failed(failure)),
+        (None, Some(failure)) => Err(Error::Container(failure)),
+        (Some(child), None) => Ok(child),
+        (None, None) => Err(Error::Container(Failure {
+            code: EXIT_SETUP as u8,
+            text: format!(
+                "the join's helper ended (exit code {helper_code}) without starting the command"
+            ),
+        })),
+    }
+}
+
+/// The command's process, from the pid the trampoline reported: only if it is our child
+/// (forked with `CLONE_PARENT`), so that a forged report cannot point nsinit at another
+/// process.
+fn our_child(pid: Pid) -> Result<Container, Error> {
+    let child = Container::adopt(pid)?;
+    if sys::is_our_child(child.pidfd.as_fd()) {
+        return Ok(child);
+    }
+    child.disown();
+    Err(Error::Protocol {
+        message: format!("the exec trampoline reported pid {pid}, which is not nsinit's child"),
     })
 }
 
@@ -227,7 +187,7 @@ pub fn run(record: &Record, pid1: OwnedFd, argv: &[OsString], tty: bool) -> Resu
         terminal::copy_window_size(host_stdin.as_fd(), master.as_fd());
         terminal::RawMode::enter(host_stdin.as_fd())
     });
-    supervise::run(&mut joined.child, &signals, master, None)
+    supervise::run(&mut joined.child, &signals, master)
 }
 
 /// How the joined command gets into the container's cgroup; never the joining nsinit itself,
@@ -258,20 +218,21 @@ impl Placement {
     }
 }
 
-/// Enter the container's namespaces in this process and open the pty. The process's limits,
-/// capabilities, user and seccomp filter are the forked child's ([`run_child`]): a filter
-/// without `no_new_privs` must be loaded while `CAP_SYS_ADMIN` is held, and once loaded the
-/// filter refuses the `clone3` of the fork.
+/// Enter the container's namespaces but its pid namespace in this process, and open the pty.
+/// The pid namespace is the helper's to enter ([`become_joined`]): once entered, every
+/// process forked is born inside, and nsinit must never be.
 fn enter(join: &Join<'_>) -> Result<Option<terminal::Pty>, StepError> {
     let plan = join.plan;
     // Not dumpable: no ptrace attach and no /proc/PID/{mem,fd} without CAP_SYS_PTRACE.
     nix::sys::prctl::set_dumpable(false).step(|| "mark nsinit non-dumpable".into())?;
     // One setns through the pidfd enters all of them at once (Linux 5.8), atomically, and
-    // cannot hit a reused pid. The pid namespace applies to our children only.
-    setns(&join.pid1, namespaces::setns_flags(plan)).step(|| {
+    // cannot hit a reused pid.
+    let flags = namespaces::setns_flags(plan) - CloneFlags::CLONE_NEWPID;
+    setns(&join.pid1, flags).step(|| {
         let names: Vec<_> = plan
             .namespace_kinds()
             .iter()
+            .filter(|ns| **ns != Namespace::Pid)
             .map(|ns| ns.json_name())
             .collect();
         format!("enter namespaces {} of the container", names.join(" "))
@@ -288,36 +249,20 @@ fn enter(join: &Join<'_>) -> Result<Option<terminal::Pty>, StepError> {
     Ok(pty)
 }
 
-/// The forked child, inside the container's pid namespace (not dumpable, so the container
-/// cannot ptrace it while it is still privileged): seccomp, the process's limits,
-/// capabilities and user, terminal, signals, exec.
-fn run_child(
-    join: &Join<'_>,
-    placement: &Placement,
-    pty_slave: Option<std::os::fd::BorrowedFd<'_>>,
-) -> Failure {
+/// The helper, forked outside the container's pid namespace: into the cgroup, into the pid
+/// namespace (for the process the trampoline forks), the seccomp filter when it must come
+/// before the capability drop, the process's limits, user and capabilities. The terminal,
+/// the last seccomp filter and the `execve` are the trampoline's.
+fn become_joined(join: &Join<'_>, placement: &Placement) -> Result<(), StepError> {
     if let Placement::MovesItself(tasks) = placement {
-        if let Err(e) = cgroups::move_self(tasks).step(|| "move into the container's cgroup".into())
-        {
-            return e.into();
-        }
+        cgroups::move_self(tasks).step(|| "move into the container's cgroup".into())?;
     }
-    match become_joined(join, pty_slave) {
-        Ok(()) => join.command.exec(),
-        Err(e) => e.into(),
+    if join.plan.has(Namespace::Pid) {
+        setns(&join.pid1, CloneFlags::CLONE_NEWPID)
+            .step(|| "enter the container's pid namespace".into())?;
     }
-}
-
-fn become_joined(
-    join: &Join<'_>,
-    pty_slave: Option<std::os::fd::BorrowedFd<'_>>,
-) -> Result<(), StepError> {
     let seccomp = join.plan.seccomp.as_ref();
     super::load_seccomp(seccomp, join.process, SeccompMoment::BeforeCapabilities)?;
     super::become_process(join.process)?;
-    if let Some(slave) = pty_slave {
-        terminal::make_controlling(slave)?;
-    }
-    super::prepare_exec(join.preserve_fds)?;
-    super::load_seccomp(seccomp, join.process, SeccompMoment::Last)
+    super::prepare_exec(join.preserve_fds)
 }

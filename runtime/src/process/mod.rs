@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod join;
 pub mod start;
 pub mod supervise;
+mod trampoline;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
@@ -230,12 +231,8 @@ pub(crate) fn load_seccomp(
     process: &Process,
     moment: SeccompMoment,
 ) -> Result<(), StepError> {
-    let wanted = match process.no_new_privileges {
-        true => SeccompMoment::Last,
-        false => SeccompMoment::BeforeCapabilities,
-    };
     match seccomp {
-        Some(seccomp) if moment == wanted => {
+        Some(seccomp) if moment == SeccompMoment::of(process) => {
             crate::seccomp::install(seccomp.filter()).step(|| "load the seccomp filter".into())
         }
         _ => Ok(()),
@@ -249,9 +246,24 @@ pub(crate) enum SeccompMoment {
     Last,
 }
 
-/// Whether this process's user namespace denies `setgroups` (`/proc/self/setgroups`).
+impl SeccompMoment {
+    /// When `process` gets its seccomp filter.
+    pub(crate) fn of(process: &Process) -> SeccompMoment {
+        match process.no_new_privileges {
+            true => SeccompMoment::Last,
+            false => SeccompMoment::BeforeCapabilities,
+        }
+    }
+}
+
+/// Whether this process's user namespace denies `setgroups`: `/proc/self/setgroups`, or for
+/// a join's helper, which the container's `/proc` does not show, that of the container's
+/// PID 1, in the same user namespace.
 fn setgroups_denied() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+    ["/proc/self/setgroups", "/proc/1/setgroups"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .is_some_and(|s| s.trim() == "deny")
 }
 
 /// The last steps before `execve`: every fd but 0-2 and the `preserved` ones after them

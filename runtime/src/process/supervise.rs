@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -14,17 +13,11 @@ use super::Container;
 use crate::error::StepError;
 use crate::{sys, terminal, Error};
 
-/// How long the command must have run before [`run`] calls its idle hook: a short-lived
-/// container never pays for what the hook does.
-const IDLE_AFTER: Duration = Duration::from_millis(20);
-
-/// Run until PID 1 exits; returns nsinit's exit code. `idle` runs once, if the command is
-/// still running [`IDLE_AFTER`] the start.
+/// Run until PID 1 exits; returns nsinit's exit code.
 pub fn run(
     container: &mut Container,
     signals: &SignalFd,
     pty_master: Option<OwnedFd>,
-    mut idle: Option<&mut dyn FnMut()>,
 ) -> Result<i32, Error> {
     let stdin = std::io::stdin();
     let mut relay = pty_master.map(|master| Relay {
@@ -45,22 +38,11 @@ pub fn run(
                 fds.push(PollFd::new(relay.master.as_fd(), PollFlags::POLLIN));
             }
         }
-        let timeout = match idle {
-            Some(_) => PollTimeout::try_from(IDLE_AFTER).expect("fits"),
-            None => PollTimeout::NONE,
-        };
-        match poll(&mut fds, timeout) {
+        match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::Error::EINTR) => continue,
             Err(errno) => {
                 let step = "poll the container and the terminal".to_string();
                 return Err(StepError { step, errno }.into());
-            }
-            Ok(0) => {
-                drop(fds);
-                if let Some(hook) = idle.take() {
-                    hook();
-                }
-                continue;
             }
             Ok(_) => {}
         }

@@ -92,6 +92,11 @@ impl Filter {
         &self.program
     }
 
+    /// The flags, as `seccomp(2)` takes them.
+    pub fn flag_bits(&self) -> u32 {
+        self.flags
+    }
+
     /// The flags, as the spec names them.
     pub fn flags(&self) -> Vec<Flag> {
         Flag::ALL

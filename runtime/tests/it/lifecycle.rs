@@ -23,7 +23,7 @@ pub fn trials() -> Vec<Trial> {
         a_late_supervisor_leaves_the_next_container_alone,
         concurrent_first_starts_make_one_container,
         sigkill_of_nsinit_takes_the_container_down_and_leaves_the_directory_usable,
-        joining_nsinit_runs_from_an_unwritable_copy,
+        a_joined_script_naming_proc_self_exe_gets_the_sealed_trampoline,
         without_newpid_everything_dies_with_pid_1_through_the_cgroup,
     ]
 }
@@ -249,40 +249,36 @@ fn sigkill_of_nsinit_takes_the_container_down_and_leaves_the_directory_usable() 
     Ok(())
 }
 
-/// CVE-2019-5736 class: the joining nsinit must not run from the host's binary, so that a
-/// container process cannot open it through `/proc/PID/exe` and overwrite it.
-fn joining_nsinit_runs_from_an_unwritable_copy() -> Ran {
+/// CVE-2019-5736 class: what a joined command's process runs before its `execve` must not
+/// be nsinit's binary, or a script naming `/proc/self/exe` as its interpreter runs nsinit
+/// inside the container, where `/proc/PID/exe` opens the host's file for writing. It is the
+/// exec trampoline, from a sealed memfd, which refuses to run for anyone but nsinit; the
+/// joining nsinit itself stays out of the container's pid namespace.
+fn a_joined_script_naming_proc_self_exe_gets_the_sealed_trampoline() -> Ran {
     needs_root()?;
     let host_binary = std::fs::read(NSINIT).unwrap();
     let c = Container::new(seed());
     let (mut first, pid) = start_sleeper(&c, "30");
-    let mut joined = c.exec(&["sleep", "30"]).spawn().unwrap();
-    let joiner = joined.id();
-    let host_path = std::fs::canonicalize(NSINIT).unwrap();
-    wait_until(Duration::from_secs(10), || {
-        std::fs::read_link(format!("/proc/{joiner}/exe")).is_ok_and(|exe| exe != host_path)
-    });
-    assert!(
-        runs_unwritable(joiner),
-        "the joiner runs from a sealed memfd or a read-only overlay"
-    );
-    let exe = format!("/proc/{joiner}/exe");
-    let write = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&exe)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"pwned"));
-    assert!(
-        write.is_err(),
-        "the joiner's executable must not be writable"
-    );
-    // A script whose interpreter is the joiner itself gets the sealed copy too.
     std::fs::write(c.file("evil.sh"), "#!/proc/self/exe\n").unwrap();
     std::fs::set_permissions(
         c.file("evil.sh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let _ = c.run(&["/evil.sh"]);
+    let out = c.run(&["/evil.sh"]);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("nsinit-trampoline: "),
+        "the trampoline ran, not nsinit: {}",
+        stderr(&out)
+    );
+    let mut joined = c.exec(&["sleep", "30"]).spawn().unwrap();
+    let pid_ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    assert_ne!(
+        pid_ns(joined.id()),
+        pid_ns(pid as u32),
+        "the joining nsinit stays out of the container's pid namespace"
+    );
     assert_eq!(
         std::fs::read(NSINIT).unwrap(),
         host_binary,
@@ -292,17 +288,6 @@ fn joining_nsinit_runs_from_an_unwritable_copy() -> Ran {
     first.wait().unwrap();
     joined.wait().unwrap();
     Ok(())
-}
-
-/// Whether process `pid` runs from a sealed memfd copy or from a read-only overlayfs mount.
-pub fn runs_unwritable(pid: u32) -> bool {
-    let exe = format!("/proc/{pid}/exe");
-    let memfd = std::fs::read_link(&exe).is_ok_and(|l| l.to_string_lossy().starts_with("/memfd:"));
-    let overlay = nix::sys::statfs::statfs(exe.as_str())
-        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
-        && nix::sys::statvfs::statvfs(exe.as_str())
-            .is_ok_and(|fs| fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
-    memfd || overlay
 }
 
 /// Without a pid namespace the kernel does not kill the container with PID 1: nsinit does,

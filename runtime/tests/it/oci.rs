@@ -21,7 +21,7 @@ pub fn trials() -> Vec<Trial> {
         run_passes_the_exit_status_through_and_frees_the_id,
         exec_runs_in_the_running_container_with_its_exit_status,
         exec_detach_writes_the_pid_file_on_the_host,
-        exec_runs_from_a_read_only_view_of_the_binary,
+        exec_of_a_script_naming_proc_self_exe_gets_the_sealed_trampoline,
         a_failure_logged_as_json_is_one_object,
         a_bad_config_exits_non_zero_and_leaves_nothing,
         a_failure_after_the_clone_leaves_no_state_cgroup_or_mount,
@@ -213,33 +213,22 @@ fn exec_runs_in_the_running_container_with_its_exit_status() -> Ran {
     Ok(())
 }
 
-/// CVE-2019-5736: the exec'ing nsinit-oci is visible inside the container before its
-/// command runs, so it must not run from the host's binary as such. Where overlayfs is there
-/// (this host) it runs from a read-only overlay view of it, which refuses writes through
-/// `/proc/PID/exe`, and the binary keeps its bytes.
-fn exec_runs_from_a_read_only_view_of_the_binary() -> Ran {
+/// CVE-2019-5736: a script naming `/proc/self/exe` as its interpreter, exec'd into the
+/// container, gets the sealed exec trampoline (which refuses), never nsinit-oci's binary.
+fn exec_of_a_script_naming_proc_self_exe_gets_the_sealed_trampoline() -> Ran {
     needs_root()?;
     let b = Bundle::sleeping("exec-exe");
     let before = std::fs::read(NSINIT_OCI).unwrap();
-    let mut exec = b
-        .command(&["exec", &b.id, "sleep", "30"])
-        .spawn()
-        .expect("spawn exec");
-    let exe = format!("/proc/{}/exe", exec.id());
-    let host_path = std::fs::canonicalize(NSINIT_OCI).unwrap();
-    wait_until(Duration::from_secs(10), || {
-        std::fs::read_link(&exe).is_ok_and(|link| link != host_path)
-    });
-    let on_overlay = nix::sys::statfs::statfs(exe.as_str())
-        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
-    let write = std::fs::OpenOptions::new().append(true).open(&exe);
-    let _ = exec.kill();
-    let _ = exec.wait();
-    assert!(on_overlay, "exec runs from an overlayfs view of the binary");
-    assert_eq!(
-        write.map(|_| ()).map_err(|e| e.raw_os_error()),
-        Err(Some(libc::EROFS)),
-        "a write through /proc/PID/exe is refused"
+    let script = b.path().join("rootfs/evil.sh");
+    std::fs::write(&script, "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let out = b.oci(&["exec", &b.id, "/evil.sh"]);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("nsinit-trampoline: "),
+        "the trampoline ran, not nsinit-oci: {}",
+        stderr(&out)
     );
     assert_eq!(
         std::fs::read(NSINIT_OCI).unwrap(),

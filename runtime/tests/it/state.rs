@@ -36,12 +36,10 @@ fn the_record_lives_in_one_state_file_gone_with_the_container() -> Ran {
         pid: 77,
         start_time: 123,
         plan: plan(r#"{"namespaces": ["NEWNS", "NEWUTS"], "hostname": "a-long-name"}"#),
-        sealed_exe: Some((1, 2)),
     };
     state.write(&long).unwrap();
     let short = Record {
         plan: plan(r#"{"namespaces": ["NEWNS", "NEWPID"]}"#),
-        sealed_exe: None,
         ..long.clone()
     };
     state.write(&short).unwrap();

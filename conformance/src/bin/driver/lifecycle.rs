@@ -4,17 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File};
-use std::io::Read;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use conformance::facts::{CapabilitySets, Facts};
 use conformance::names::NAMESPACES;
 
-use crate::harness::{self, Run, STATE_ROOT};
+use crate::check::{mismatch, Verdict};
+use crate::harness::{self, Outcome, Run, STATE_ROOT};
 use crate::stage::{Nsinit, Process, Stage};
 
 /// How long the kernel and nsinit may take for what the lifecycle promises at once (a
@@ -142,8 +141,10 @@ pub struct Lifecycle {
     pub facts: Run,
     pub exit_9: Run,
     pub missing: Run,
-    /// The joining nsinit's executable, looked at from the host.
-    pub exe: Exe,
+    /// A joined script naming `/proc/self/exe` as its interpreter.
+    pub shebang: Shebang,
+    /// Whether the joining nsinit stayed out of the container's pid namespace.
+    pub joiner_outside: Result<(), String>,
     /// The first nsinit, ended by killing PID 1, and `.nspid` once it returned.
     pub first: Run,
     pub nspid_after: Nspid,
@@ -168,7 +169,12 @@ pub fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
     let facts = stage.run(&["/probe", "facts"]);
     let exit_9 = stage.run(&["/probe", "exit", "9"]);
     let missing = stage.run(&["/no-such-command"]);
-    let exe = Exe::watch_a_join(stage)?;
+    let shebang = Shebang::try_with(&dir, stage.nsinit(), |script| stage.run(&[script]))?;
+    let mut joined = stage.start(LONG_SLEEP)?;
+    let probe = stage.probe_under(&mut joined)?;
+    let joiner_outside = joiner_outside(joined.pid(), pid1.pid);
+    probe.kill();
+    stage.finish(joined);
 
     pid1.kill();
     let first = stage.finish(first);
@@ -181,7 +187,8 @@ pub fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
         facts,
         exit_9,
         missing,
-        exe: exe.after_everything_ended(stage),
+        shebang,
+        joiner_outside,
         first,
         nspid_after,
     })
@@ -213,107 +220,74 @@ fn record_naming(dir: &Path, pid: i32) -> Result<PathBuf, String> {
     ))
 }
 
-/// The executable of a joining nsinit, seen from the host (CVE-2019-5736).
-pub struct Exe {
-    /// Where `/proc/PID/exe` of the joining nsinit pointed while the join ran.
-    pub link: String,
-    /// Whether that executable was on a read-only overlayfs mount (the view a join makes of
-    /// the binary where the kernel has overlayfs, when no supervisor's memfd copy is there).
-    pub on_readonly_overlay: bool,
-    /// Writing through that link while the join ran, and once every nsinit had exited.
-    pub write_while_joined: Write,
-    pub write_after: Write,
-    /// Whether the nsinit binary on disk kept its bytes.
+/// CVE-2019-5736, the script move: a joined command that is a script naming
+/// `/proc/self/exe` as its interpreter makes the kernel run whatever the joined process ran
+/// before its `execve`. Under nsinit that is the sealed exec trampoline, which refuses to run
+/// for anyone but nsinit; were it the runtime's own binary, it would start inside, where
+/// `/proc/PID/exe` opens it for the container to overwrite once it exits.
+pub struct Shebang {
+    /// The joined script's run.
+    pub run: Run,
+    /// Whether the runtime's binary on disk kept its bytes.
     pub binary_unchanged: bool,
-    /// An `O_PATH` fd of the link's target, kept for the write once all is over.
-    kept: Option<File>,
-    binary_before: Vec<u8>,
 }
 
-/// What came of writing through `/proc/PID/exe`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
-    Refused(String),
-    /// The write went through (with the byte already there, so nothing changed).
-    Done,
-}
+/// The script [`Shebang`] joins, in the container's root.
+const SHEBANG_SCRIPT: &str = "/proc-self-exe.sh";
 
-impl Exe {
-    /// Join with a long sleep, look at the joining nsinit's executable while the join runs,
-    /// then end the join.
-    fn watch_a_join(stage: &Stage) -> Result<Exe, String> {
-        let binary_before = fs::read(stage.nsinit())
-            .map_err(|e| format!("read {}: {e}", stage.nsinit().display()))?;
-        let mut joined = stage.start(LONG_SLEEP)?;
-        let probe = stage.probe_under(&mut joined)?;
-        let exe = format!("/proc/{}/exe", joined.pid());
-        let link = fs::read_link(&exe)
-            .map(|target| target.to_string_lossy().into_owned())
-            .unwrap_or_else(|e| format!("unreadable: {e}"));
-        let on_readonly_overlay = on_readonly_overlay(&exe);
-        let kept = File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open(&exe)
-            .ok();
-        let write_while_joined = kept.as_ref().map_or_else(
-            || Write::Refused("no O_PATH fd to write through".into()),
-            write_through,
-        );
-        probe.kill();
-        stage.finish(joined);
-        Ok(Exe {
-            link,
-            on_readonly_overlay,
-            write_while_joined,
-            write_after: Write::Refused("not tried".into()),
-            binary_unchanged: false,
-            kept,
-            binary_before,
+impl Shebang {
+    /// Put the script in the rootfs `dir`, `join` it (the front-end's way, given the path
+    /// inside), and compare `binary` before and after.
+    pub fn try_with(
+        dir: &Path,
+        binary: &Path,
+        join: impl FnOnce(&str) -> Run,
+    ) -> Result<Shebang, String> {
+        let before = fs::read(binary).map_err(|e| format!("read {}: {e}", binary.display()))?;
+        let script = dir.join(SHEBANG_SCRIPT.trim_start_matches('/'));
+        fs::write(&script, "#!/proc/self/exe\n")
+            .and_then(|()| fs::set_permissions(&script, fs::Permissions::from_mode(0o755)))
+            .map_err(|e| format!("write {}: {e}", script.display()))?;
+        let run = join(SHEBANG_SCRIPT);
+        let _ = fs::remove_file(&script);
+        let binary_unchanged = fs::read(binary).is_ok_and(|now| now == before);
+        Ok(Shebang {
+            run,
+            binary_unchanged,
         })
     }
 
-    /// Once no nsinit runs, nothing keeps a binary busy: write through the kept fd (the
-    /// CVE-2019-5736 move), and compare the binary on disk with what it was.
-    fn after_everything_ended(mut self, stage: &Stage) -> Exe {
-        if let Some(kept) = self.kept.take() {
-            self.write_after = write_through(&kept);
+    /// The trampoline ran as the interpreter and refused (exit 126, its own words), and the
+    /// binary kept its bytes.
+    pub fn expect_trampoline(&self) -> Verdict {
+        let ran_trampoline = matches!(self.run.outcome, Outcome::Exited(126))
+            && self.run.stderr.contains("nsinit-trampoline:");
+        if ran_trampoline && self.binary_unchanged {
+            return Ok(());
         }
-        self.binary_unchanged = fs::read(stage.nsinit()).is_ok_and(|now| now == self.binary_before);
-        self
+        Err(mismatch(
+            "the script's interpreter is the exec trampoline (exit 126, \"nsinit-trampoline:\" on stderr), the binary on disk unchanged",
+            format!(
+                "{}; stderr {:?}; binary unchanged: {}",
+                self.run.outcome.describe(),
+                self.run.stderr.trim(),
+                self.binary_unchanged
+            ),
+        ))
     }
 }
 
-/// Whether `path` is on a read-only overlayfs mount (`statfs(2)`, `statvfs(3)`).
-pub fn on_readonly_overlay(path: &str) -> bool {
-    let Ok(path) = std::ffi::CString::new(path) else {
-        return false;
-    };
-    // SAFETY: both are plain integers; all zeros is a valid value.
-    let (mut fs, mut vfs): (libc::statfs, libc::statvfs) = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid C string, and buffers of the types the calls fill.
-    let ok = unsafe {
-        libc::statfs(path.as_ptr(), &mut fs) == 0 && libc::statvfs(path.as_ptr(), &mut vfs) == 0
-    };
-    ok && fs.f_type == libc::OVERLAYFS_SUPER_MAGIC && vfs.f_flag & libc::ST_RDONLY != 0
-}
-
-/// Reopen the file behind an `O_PATH` fd for writing and write its first byte back over
-/// itself: refused for a sealed copy or a read-only overlay; for the host binary it would go
-/// through, unchanged.
-pub fn write_through(path_fd: &File) -> Write {
-    let reopen = format!("/proc/self/fd/{}", path_fd.as_raw_fd());
-    let file = match File::options().read(true).write(true).open(&reopen) {
-        Ok(file) => file,
-        Err(e) => return Write::Refused(format!("open for writing: {e}")),
-    };
-    let mut first = [0u8; 1];
-    if let Err(e) = (&file).read_exact(&mut first) {
-        return Write::Refused(format!("read: {e}"));
-    }
-    match file.write_at(&first, 0) {
-        Ok(_) => Write::Done,
-        Err(e) => Write::Refused(format!("write: {e}")),
+/// Whether the joining runtime process stays out of the container's pid namespace while its
+/// command runs (what it runs is then never visible inside): `Ok`, or what was seen.
+pub fn joiner_outside(joiner: i32, pid1: i32) -> Result<(), String> {
+    let ns = |pid: String| fs::read_link(format!("/proc/{pid}/ns/pid")).map_err(|e| e.to_string());
+    let (joiner_ns, container_ns) = (ns(joiner.to_string())?, ns(pid1.to_string())?);
+    match joiner_ns == container_ns {
+        false => Ok(()),
+        true => Err(format!(
+            "the joining process {joiner} is in the container's pid namespace ({})",
+            container_ns.display()
+        )),
     }
 }
 

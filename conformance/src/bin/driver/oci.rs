@@ -10,7 +10,6 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::check::{expect_eq, expect_exit, mismatch, Check, Verdict};
 use crate::harness::{self, Outcome, Run};
-use crate::lifecycle::{on_readonly_overlay, write_through, Write};
+use crate::lifecycle::Shebang;
 use crate::stage::Stage;
 use crate::suite::{Case, ConfigFile};
 
@@ -877,7 +876,7 @@ pub struct Lifecycle {
     delete_running: Run,
     still_running: Run,
     exec_7: Run,
-    exec_exe: Result<ExecExe, String>,
+    shebang: Result<Shebang, String>,
     ps: Run,
     list: Run,
     pause: Run,
@@ -931,21 +930,9 @@ fn lifecycle_case() -> Case {
         Check::on_findings("oci/exec/exit-status-passed", |l: &Lifecycle| {
             expect_exit(&l.exec_7, 7)
         }),
-        Check::on_findings("oci/exec/exe-unwritable", |l: &Lifecycle| {
-            let exe = l.exec_exe.as_ref().map_err(|why| mismatch("an exec to look at", why))?;
-            let unwritable = (exe.link.starts_with("/memfd:") || exe.on_readonly_overlay)
-                && matches!(exe.write, Write::Refused(_))
-                && exe.binary_unchanged;
-            match unwritable {
-                true => Ok(()),
-                false => Err(mismatch(
-                    "the exec'ing nsinit-oci's /proc/PID/exe a /memfd: copy or on a read-only overlay, refusing writes, the binary unchanged",
-                    format!(
-                        "exe -> {} (read-only overlay: {}); write: {:?}; binary unchanged: {}",
-                        exe.link, exe.on_readonly_overlay, exe.write, exe.binary_unchanged
-                    ),
-                )),
-            }
+        Check::on_findings("oci/exec/proc-self-exe-is-the-trampoline", |l: &Lifecycle| {
+            let shebang = l.shebang.as_ref().map_err(|why| mismatch("an exec to look at", why))?;
+            shebang.expect_trampoline()
         }),
         Check::on_findings("oci/ps/lists-pid", |l: &Lifecycle| {
             expect_exit(&l.ps, 0)?;
@@ -1005,55 +992,6 @@ fn lifecycle_case() -> Case {
 
 /// The executable of an exec'ing nsinit-oci while its command runs (CVE-2019-5736): it is
 /// visible inside the container, so it must not be the host's binary as such.
-struct ExecExe {
-    link: String,
-    on_readonly_overlay: bool,
-    /// Writing its first byte back through `/proc/PID/exe`.
-    write: Write,
-    binary_unchanged: bool,
-}
-
-impl ExecExe {
-    fn watch(stage: &Stage, oci: &Oci) -> Result<ExecExe, String> {
-        let before = fs::read(&oci.binary).map_err(|e| format!("read the binary: {e}"))?;
-        let host_path = fs::canonicalize(&oci.binary).map_err(|e| e.to_string())?;
-        let mut exec = Command::new(&oci.binary)
-            .arg("--root")
-            .arg(&oci.root)
-            .args(["exec", &oci.id, "/probe", "sleep", "30"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn exec: {e}"))?;
-        let exe = format!("/proc/{}/exe", exec.id());
-        let seen = stage.until_by(Instant::now() + PROMPTLY, "exec to re-execute", || {
-            fs::read_link(&exe).ok().filter(|link| *link != host_path)
-        });
-        let watched = seen.map(|link| {
-            let write = fs::File::options()
-                .read(true)
-                .custom_flags(libc::O_PATH)
-                .open(&exe)
-                .map_or_else(
-                    |e| Write::Refused(format!("no O_PATH fd: {e}")),
-                    |fd| write_through(&fd),
-                );
-            ExecExe {
-                link: link.to_string_lossy().into_owned(),
-                on_readonly_overlay: on_readonly_overlay(&exe),
-                write,
-                binary_unchanged: false,
-            }
-        });
-        harness::kill_tree(exec.id() as i32);
-        let _ = exec.wait();
-        let mut watched = watched?;
-        watched.binary_unchanged = fs::read(&oci.binary).is_ok_and(|now| now == before);
-        Ok(watched)
-    }
-}
-
 fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
     let mut config = base_config(stage.dir(), "lifecycle", &[]);
     config["process"]["args"] = json!(["/probe", "sleep", "600"]);
@@ -1080,7 +1018,9 @@ fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
     let delete_running = oci.call(&["delete", id]);
     let still_running = oci.call(&["state", id]);
     let exec_7 = oci.call(&["exec", id, "/probe", "exit", "7"]);
-    let exec_exe = ExecExe::watch(stage, &oci);
+    let shebang = Shebang::try_with(stage.dir(), &oci.binary, |script| {
+        oci.call(&["exec", id, script])
+    });
     let ps = oci.call(&["ps", "--format", "json", id]);
     let list = oci.call(&["list", "-q"]);
     let pause = oci.call(&["pause", id]);
@@ -1108,7 +1048,7 @@ fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
         delete_running,
         still_running,
         exec_7,
-        exec_exe,
+        shebang,
         ps,
         list,
         pause,

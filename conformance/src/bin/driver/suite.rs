@@ -18,7 +18,7 @@ use crate::check::{expect_eq, expect_exit, expect_stdout, facts_of, mismatch, Ch
 use crate::expect::{Demands, Host};
 use crate::harness::CASE_MARKER;
 use crate::lifecycle::{
-    self, JoinedKill, Lifecycle, NsinitKilled, Nspid, PlantedNspid, Racers, Rewritten, Write, NSPID,
+    self, JoinedKill, Lifecycle, NsinitKilled, Nspid, PlantedNspid, Racers, Rewritten, NSPID,
 };
 use crate::stage::Stage;
 
@@ -873,22 +873,13 @@ fn lifecycle_and_joins() -> Case {
     checks.extend([
         Check::exit("join/exit-status-9", 9).about(|l: &Lifecycle| &l.exit_9),
         Check::exit("join/not-found-127", 127).about(|l: &Lifecycle| &l.missing),
-        Check::on_findings("join/exe-unwritable", |l: &Lifecycle| {
-            let exe = &l.exe;
-            let unwritable = (exe.link.starts_with("/memfd:") || exe.on_readonly_overlay)
-                && matches!(exe.write_while_joined, Write::Refused(_))
-                && matches!(exe.write_after, Write::Refused(_))
-                && exe.binary_unchanged;
-            if unwritable {
-                return Ok(());
-            }
-            Err(mismatch(
-                "the joining nsinit's /proc/PID/exe a /memfd: copy or on a read-only overlay, refusing writes, the binary on disk unchanged",
-                format!(
-                    "exe -> {} (read-only overlay: {}); write while joined: {:?}; write once all exited: {:?}; binary unchanged: {}",
-                    exe.link, exe.on_readonly_overlay, exe.write_while_joined, exe.write_after, exe.binary_unchanged
-                ),
-            ))
+        Check::on_findings("join/proc-self-exe-is-the-trampoline", |l: &Lifecycle| {
+            l.shebang.expect_trampoline()
+        }),
+        Check::on_findings("join/nsinit-outside-the-pid-namespace", |l: &Lifecycle| {
+            l.joiner_outside.clone().map_err(|saw| {
+                mismatch("the joining nsinit in a pid namespace of its own", saw)
+            })
         }),
     ]);
     Case::scenario("lifecycle", SEED, lifecycle::lifecycle).checks(checks)

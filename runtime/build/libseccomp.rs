@@ -1,5 +1,5 @@
-//! Build script: nsinit links libseccomp (the seccomp compiler, `seccomp/compile.rs`)
-//! statically, from Debian's libseccomp-dev.
+//! nsinit links libseccomp (the seccomp compiler, `src/seccomp/compile.rs`) statically, from
+//! Debian's libseccomp-dev.
 //!
 //! `libseccomp-sys` asks for `-lseccomp`; with `crt-static` the linker must then find the
 //! static `libseccomp.a` before the shared `libseccomp.so` next to it, so this script offers
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 const LIBRARY: &str = "libseccomp.a";
 
-fn main() {
+pub fn link() {
     println!("cargo:rerun-if-env-changed=LIBSECCOMP_LIB_PATH");
     let dirs: Vec<PathBuf> = match std::env::var_os("LIBSECCOMP_LIB_PATH") {
         Some(dir) => vec![dir.into()],
