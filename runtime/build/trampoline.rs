@@ -21,7 +21,14 @@ pub fn build() {
         .args(["--edition", "2021", "--crate-type", "bin", "--crate-name"])
         .arg("nsinit_trampoline")
         .args(["--target", "x86_64-unknown-linux-gnu"])
-        .args(["-C", "panic=abort", "-C", "opt-level=s", "-C", "debuginfo=0"])
+        .args([
+            "-C",
+            "panic=abort",
+            "-C",
+            "opt-level=s",
+            "-C",
+            "debuginfo=0",
+        ])
         .args(["-C", "strip=symbols", "-C", "relocation-model=static"])
         .args(["-C", "target-feature=+crt-static"])
         .args(["-C", "link-arg=-nostartfiles", "-C", "link-arg=-nostdlib"])

@@ -151,9 +151,9 @@ fn run(start: &process::Start<'_>, dir: &ContainerDir, state: StateFile) -> Resu
         terminal::copy_window_size(host_stdin.as_fd(), master.as_fd());
         RawMode::enter(host_stdin.as_fd())
     });
-    let result = created.release().and_then(|()| {
-        supervise::run(&mut created.container, &signals, pty_master)
-    });
+    let result = created
+        .release()
+        .and_then(|()| supervise::run(&mut created.container, &signals, pty_master));
     drop(raw_mode);
     created.container.kill_and_wait();
     let result = match created.cgroup.take() {

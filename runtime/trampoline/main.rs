@@ -322,7 +322,13 @@ fn command(request: &Request, program: Option<(usize, usize)>) -> ! {
             len: (len / 8) as u16,
             filter: core::ptr::addr_of!(PROGRAM).cast::<u8>(),
         };
-        let args = [SECCOMP_SET_MODE_FILTER, flags, &fprog as *const _ as usize, 0, 0];
+        let args = [
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const _ as usize,
+            0,
+            0,
+        ];
         if let Err(errno) = call(SYS_SECCOMP, args) {
             fail(channel, STEP_SECCOMP, errno, 0)
         }
@@ -332,7 +338,13 @@ fn command(request: &Request, program: Option<(usize, usize)>) -> ! {
     for i in 0..request.count {
         // SAFETY: `count` candidates precede the command's argv (checked in `start`).
         let path = unsafe { *request.candidates.add(i) };
-        let args = [path as usize, request.argv as usize, request.envp as usize, 0, 0];
+        let args = [
+            path as usize,
+            request.argv as usize,
+            request.envp as usize,
+            0,
+            0,
+        ];
         match call(SYS_EXECVE, args) {
             Err(ENOENT | ENOTDIR) => continue,
             Err(EACCES) => denied = Some(i),

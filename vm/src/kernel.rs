@@ -11,13 +11,12 @@ use crate::{apt, bzimage};
 /// The metapackage that names the current cloud kernel (it holds no files itself).
 const METAPACKAGE: &str = "linux-image-cloud-amd64";
 
-/// The modules the checks need, in load order: `bridge` needs `stp`, which needs `llc`;
-/// `overlay` gives a join its read-only view of the binary (else it copies it to a memfd).
-pub const MODULES: [&str; 5] = ["llc", "stp", "bridge", "veth", "overlay"];
+/// The modules the checks need, in load order: `bridge` needs `stp`, which needs `llc`.
+pub const MODULES: [&str; 4] = ["llc", "stp", "bridge", "veth"];
 
 /// A marker written last into a cache entry, so a half-extracted entry is never used. Its
 /// name changes with [`MODULES`], so that an entry without a newly listed module is redone.
-const COMPLETE: &str = ".complete-overlay";
+const COMPLETE: &str = ".complete-veth";
 
 /// A kernel image and the modules found for it, in load order.
 #[derive(Debug)]

@@ -2,10 +2,12 @@
 //! conformance suite on this host and in QEMU, and nsinit-oci driven by podman, containerd
 //! and the CRI (`cargo xtask engines`; `--no-vm` stops before these suites).
 
+use std::process::Command;
+
 use anyhow::Result;
 
 use crate::args::Args;
-use crate::cargo::{binary_dir, cargo, step};
+use crate::cargo::{binary_dir, cargo, step, workspace_root};
 use crate::{engines, host_test, prereqs, rootfs, vm_test};
 
 pub fn run(mut args: Args) -> Result<()> {
@@ -27,6 +29,16 @@ pub fn run(mut args: Args) -> Result<()> {
     step(
         "cargo fmt --all --check",
         cargo().args(["fmt", "--all", "--check"]),
+    )?;
+    // Built by the runtime's build script, outside any crate cargo fmt walks.
+    step(
+        "rustfmt --check runtime/trampoline/main.rs",
+        Command::new("rustfmt").current_dir(workspace_root()).args([
+            "--edition",
+            "2021",
+            "--check",
+            "runtime/trampoline/main.rs",
+        ]),
     )?;
     step(
         "cargo clippy --workspace --all-targets -- -D warnings",

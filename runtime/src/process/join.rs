@@ -87,7 +87,9 @@ pub fn join(join: &Join<'_>) -> Result<Joined, Error> {
                 Ok(()) => trampoline.exec(
                     child_end.as_fd(),
                     pty.as_ref().map(|p| p.slave.as_fd()),
-                    last_filter.as_ref().map(|(fd, filter)| (fd.as_fd(), *filter)),
+                    last_filter
+                        .as_ref()
+                        .map(|(fd, filter)| (fd.as_fd(), *filter)),
                     join.command,
                 ),
                 Err(e) => e.into(),

@@ -52,9 +52,7 @@ impl Trampoline {
             | SealFlag::F_SEAL_GROW
             | SealFlag::F_SEAL_WRITE;
         fcntl(&file, FcntlArg::F_ADD_SEALS(seals))?;
-        Ok(Trampoline {
-            memfd: file.into(),
-        })
+        Ok(Trampoline { memfd: file.into() })
     }
 
     /// Replace this process with the trampoline, to run `command` with `terminal` as its
@@ -109,7 +107,11 @@ impl Trampoline {
             number(channel.as_raw_fd().to_string()),
             number(fd_arg(terminal)),
             number(fd_arg(program.map(|(fd, _)| fd))),
-            number(program.map_or(0, |(_, filter)| filter.flag_bits()).to_string()),
+            number(
+                program
+                    .map_or(0, |(_, filter)| filter.flag_bits())
+                    .to_string(),
+            ),
             number(command.candidates().len().to_string()),
         ];
         debug_assert_eq!(argv.len(), FIXED_ARGS);

@@ -221,8 +221,7 @@ fn exec_of_a_script_naming_proc_self_exe_gets_the_sealed_trampoline() -> Ran {
     let before = std::fs::read(NSINIT_OCI).unwrap();
     let script = b.path().join("rootfs/evil.sh");
     std::fs::write(&script, "#!/proc/self/exe\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = b.oci(&["exec", &b.id, "/evil.sh"]);
     assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
     assert!(

@@ -930,10 +930,16 @@ fn lifecycle_case() -> Case {
         Check::on_findings("oci/exec/exit-status-passed", |l: &Lifecycle| {
             expect_exit(&l.exec_7, 7)
         }),
-        Check::on_findings("oci/exec/proc-self-exe-is-the-trampoline", |l: &Lifecycle| {
-            let shebang = l.shebang.as_ref().map_err(|why| mismatch("an exec to look at", why))?;
-            shebang.expect_trampoline()
-        }),
+        Check::on_findings(
+            "oci/exec/proc-self-exe-is-the-trampoline",
+            |l: &Lifecycle| {
+                let shebang = l
+                    .shebang
+                    .as_ref()
+                    .map_err(|why| mismatch("an exec to look at", why))?;
+                shebang.expect_trampoline()
+            },
+        ),
         Check::on_findings("oci/ps/lists-pid", |l: &Lifecycle| {
             expect_exit(&l.ps, 0)?;
             let pids: Vec<i64> = serde_json::from_str(l.ps.stdout.trim()).unwrap_or_default();

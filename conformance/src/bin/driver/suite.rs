@@ -877,9 +877,9 @@ fn lifecycle_and_joins() -> Case {
             l.shebang.expect_trampoline()
         }),
         Check::on_findings("join/nsinit-outside-the-pid-namespace", |l: &Lifecycle| {
-            l.joiner_outside.clone().map_err(|saw| {
-                mismatch("the joining nsinit in a pid namespace of its own", saw)
-            })
+            l.joiner_outside
+                .clone()
+                .map_err(|saw| mismatch("the joining nsinit in a pid namespace of its own", saw))
         }),
     ]);
     Case::scenario("lifecycle", SEED, lifecycle::lifecycle).checks(checks)
