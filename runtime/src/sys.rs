@@ -425,6 +425,17 @@ impl ExecArgs {
     }
 }
 
+/// The length of the datagram waiting on `socket`, without taking it (`MSG_PEEK |
+/// MSG_TRUNC`: the whole length, whatever the buffer); 0 at end of file.
+pub fn pending_datagram_len(socket: BorrowedFd<'_>) -> nix::Result<usize> {
+    use nix::sys::socket::{recv, MsgFlags};
+    recv(
+        socket.as_raw_fd(),
+        &mut [],
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+    )
+}
+
 /// Receive one datagram from a unix socket into `buf`, with at most one fd passed as
 /// `SCM_RIGHTS` (close-on-exec). Returns the byte count and the fd, if one came.
 pub fn recv_with_fd(

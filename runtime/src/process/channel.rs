@@ -87,15 +87,14 @@ impl Channel {
 
     /// Send one message.
     pub fn send(&self, message: &Message) -> nix::Result<()> {
-        let mut bytes = [0u8; MAX_MESSAGE];
-        let len = encode(message, &mut bytes);
+        let bytes = encode(message);
         let fds: Vec<_> = match message {
             Message::Ready {
                 pty_master: Some(fd),
             } => vec![fd.as_raw_fd()],
             _ => Vec::new(),
         };
-        let iov = [IoSlice::new(&bytes[..len])];
+        let iov = [IoSlice::new(&bytes)];
         let rights = [ControlMessage::ScmRights(&fds)];
         let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
         sendmsg::<()>(
@@ -110,7 +109,16 @@ impl Channel {
 
     /// Receive one message; `Ok(None)` when the peer closed its end (or exec'd).
     pub fn recv(&self) -> nix::Result<Option<Message>> {
-        let mut bytes = [0u8; MAX_MESSAGE];
+        // A buffer the datagram's size (peeked first), not the largest a message may be: a
+        // 64 KiB buffer on the stack cost 16 page faults in each process that received one,
+        // and page faults are the dearest thing on the start path here.
+        let pending = loop {
+            match sys::pending_datagram_len(self.socket.as_fd()) {
+                Err(nix::Error::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        let mut bytes = vec![0u8; pending.clamp(1, MAX_MESSAGE)];
         let (len, fd) = loop {
             match sys::recv_with_fd(self.socket.as_fd(), &mut bytes) {
                 Err(nix::Error::EINTR) => continue,
@@ -121,42 +129,20 @@ impl Channel {
     }
 }
 
-/// Write `message` (but the fd it may carry) into `bytes`; returns the length used. A
-/// `Failed` text or hook state longer than the buffer allows is cut.
-fn encode(message: &Message, bytes: &mut [u8; MAX_MESSAGE]) -> usize {
+/// The datagram of `message` (but the fd it may carry). A `Failed` text or hook state
+/// longer than a message may be is cut.
+fn encode(message: &Message) -> Vec<u8> {
+    let with_text = |head: &[u8], text: &str| {
+        let n = text.len().min(MAX_MESSAGE - head.len());
+        [head, &text.as_bytes()[..n]].concat()
+    };
     match message {
-        Message::Ready { .. } => {
-            bytes[0] = TAG_READY;
-            1
-        }
-        Message::Go { hook_state } => {
-            bytes[0] = TAG_GO;
-            let text = hook_state.as_bytes();
-            let n = text.len().min(MAX_MESSAGE - 1);
-            bytes[1..1 + n].copy_from_slice(&text[..n]);
-            1 + n
-        }
-        Message::Waiting => {
-            bytes[0] = TAG_WAITING;
-            1
-        }
-        Message::Mapped => {
-            bytes[0] = TAG_MAPPED;
-            1
-        }
-        Message::Failed(Failure { code, text }) => {
-            bytes[0] = TAG_FAILED;
-            bytes[1] = *code;
-            let text = text.as_bytes();
-            let n = text.len().min(MAX_MESSAGE - 2);
-            bytes[2..2 + n].copy_from_slice(&text[..n]);
-            2 + n
-        }
-        Message::Trampoline(report) => {
-            let encoded = report.encode();
-            bytes[..encoded.len()].copy_from_slice(&encoded);
-            encoded.len()
-        }
+        Message::Ready { .. } => vec![TAG_READY],
+        Message::Go { hook_state } => with_text(&[TAG_GO], hook_state),
+        Message::Waiting => vec![TAG_WAITING],
+        Message::Mapped => vec![TAG_MAPPED],
+        Message::Failed(Failure { code, text }) => with_text(&[TAG_FAILED, *code], text),
+        Message::Trampoline(report) => report.encode(),
     }
 }
 
@@ -266,10 +252,8 @@ mod tests {
         /// A `Failed` message whose text fits comes back as it was sent.
         #[test]
         fn a_failure_round_trips(code: u8, text in ".{0,200}") {
-            let mut bytes = [0u8; MAX_MESSAGE];
             let failure = Message::Failed(Failure { code, text: text.clone() });
-            let len = encode(&failure, &mut bytes);
-            let decoded = decode(&bytes[..len], None).unwrap();
+            let decoded = decode(&encode(&failure), None).unwrap();
             prop_assert_eq!(failed_text(decoded), (code, text));
         }
     }
@@ -279,10 +263,8 @@ mod tests {
         /// A text too long for one datagram is cut to what fits, never refused.
         #[test]
         fn a_long_failure_is_cut(text in "[a-z ]{65535,66000}") {
-            let mut bytes = [0u8; MAX_MESSAGE];
             let failure = Message::Failed(Failure { code: 125, text: text.clone() });
-            let len = encode(&failure, &mut bytes);
-            let (_, cut) = failed_text(decode(&bytes[..len], None).unwrap());
+            let (_, cut) = failed_text(decode(&encode(&failure), None).unwrap());
             prop_assert_eq!(cut.as_str(), &text[..MAX_MESSAGE - 2]);
         }
 
