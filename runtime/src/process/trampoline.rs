@@ -65,7 +65,7 @@ impl Trampoline {
         program: Option<(BorrowedFd<'_>, &Filter)>,
         command: &Command,
     ) -> Failure {
-        match self.exec_args(channel, terminal, program, command) {
+        match arguments(channel, terminal, program, command) {
             Ok(args) => {
                 let error = args.execveat(self.memfd.as_fd());
                 let errno = nix::Error::from_raw(error.raw_os_error().unwrap_or(libc::EIO));
@@ -81,44 +81,43 @@ impl Trampoline {
             Err(e) => e.into(),
         }
     }
+}
 
-    fn exec_args(
-        &self,
-        channel: BorrowedFd<'_>,
-        terminal: Option<BorrowedFd<'_>>,
-        program: Option<(BorrowedFd<'_>, &Filter)>,
-        command: &Command,
-    ) -> Result<ExecArgs, StepError> {
-        let mut handed_over = vec![channel];
-        handed_over.extend(terminal);
-        handed_over.extend(program.map(|(fd, _)| fd));
-        for fd in handed_over {
-            fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
-                .step(|| format!("hand fd {} to the exec trampoline", fd.as_raw_fd()))?;
-        }
-        let fd_arg = |fd: Option<BorrowedFd<'_>>| match fd {
-            Some(fd) => fd.as_raw_fd().to_string(),
-            None => "-".to_string(),
-        };
-        let number = |text: String| CString::new(text).expect("digits have no NUL");
-        let mut argv = vec![
-            c"nsinit-trampoline".to_owned(),
-            CString::new(MAGIC).expect("no NUL in the magic"),
-            number(channel.as_raw_fd().to_string()),
-            number(fd_arg(terminal)),
-            number(fd_arg(program.map(|(fd, _)| fd))),
-            number(
-                program
-                    .map_or(0, |(_, filter)| filter.flag_bits())
-                    .to_string(),
-            ),
-            number(command.candidates().len().to_string()),
-        ];
-        debug_assert_eq!(argv.len(), FIXED_ARGS);
-        argv.extend(command.candidates().iter().cloned());
-        argv.extend(command.argv().iter().cloned());
-        Ok(ExecArgs::new(argv, command.env().to_vec()))
+/// The trampoline's `argv` (see `protocol.rs`) and environment (the command's), with the
+/// fds it is handed made inheritable.
+fn arguments(
+    channel: BorrowedFd<'_>,
+    terminal: Option<BorrowedFd<'_>>,
+    program: Option<(BorrowedFd<'_>, &Filter)>,
+    command: &Command,
+) -> Result<ExecArgs, StepError> {
+    let mut handed_over = vec![channel];
+    handed_over.extend(terminal);
+    handed_over.extend(program.map(|(fd, _)| fd));
+    for fd in handed_over {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
+            .step(|| format!("hand fd {} to the exec trampoline", fd.as_raw_fd()))?;
     }
+    let fd_arg = |fd: Option<BorrowedFd<'_>>| match fd {
+        Some(fd) => fd.as_raw_fd().to_string(),
+        None => "-".to_string(),
+    };
+    let arg = |text: String| CString::new(text).expect("digits and - have no NUL");
+    let mut argv = vec![
+        c"nsinit-trampoline".to_owned(),
+        CString::new(MAGIC).expect("no NUL in the magic"),
+        arg(channel.as_raw_fd().to_string()),
+        arg(fd_arg(terminal)),
+        arg(fd_arg(program.map(|(fd, _)| fd))),
+        arg(program
+            .map_or(0, |(_, filter)| filter.flag_bits())
+            .to_string()),
+        arg(command.candidates().len().to_string()),
+    ];
+    debug_assert_eq!(argv.len(), FIXED_ARGS);
+    argv.extend(command.candidates().iter().cloned());
+    argv.extend(command.argv().iter().cloned());
+    Ok(ExecArgs::new(argv, command.env().to_vec()))
 }
 
 /// The seccomp program the trampoline loads, as `struct sock_filter[]` in a memfd.
