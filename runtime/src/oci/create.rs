@@ -12,9 +12,9 @@ use super::container::{Locked, Record, Root, Status, EXEC_FIFO};
 use super::{log, Context, OciError};
 use crate::cgroups::Cgroup;
 use crate::plan::idmap;
-use crate::plan::CgroupPath;
+use crate::plan::{CgroupPath, Namespace};
 use crate::process::gate::Gate;
-use crate::process::{self, hooks, Command};
+use crate::process::{self, hooks, unwritable, Command};
 use crate::spec::oci;
 use crate::{namespaces, state, terminal};
 
@@ -48,8 +48,27 @@ pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
 
 /// Create the container and leave it at its gate; on error nothing is left.
 pub fn create(ctx: &mut Context, options: &Options) -> Result<Made, OciError> {
+    let bundle = options
+        .bundle
+        .canonicalize()
+        .map_err(|e| OciError::io(format!("open bundle {}", options.bundle.display()), e))?;
+    let config_path = bundle.join("config.json");
+    let text = read_config(&config_path)?;
+    // The state root keeps compiled seccomp filters: an engine's profile is compiled once.
+    let filters = crate::seccomp::FilterCache::new(&ctx.root.path);
+    let config = oci::parse_with(&config_path, &text, oci::Compiler::Cached(&filters))?;
+    // The first process will wait at its gate running this binary, inside a pid namespace
+    // other processes live in: run from a copy nobody can write (`process::unwritable`).
+    let joins_pids = config
+        .linux
+        .namespaces
+        .iter()
+        .any(|ns| ns.kind == Namespace::Pid && ns.path.is_some());
+    if joins_pids && !unwritable::running() {
+        return Err(unwritable::reexec().into());
+    }
     let locked = ctx.root.create(&options.id)?;
-    let made = make(ctx, options, &locked);
+    let made = make(ctx, options, &locked, &bundle, &config);
     match made {
         Ok((record, pty_master, cgroup)) => Ok(Made {
             record,
@@ -68,20 +87,14 @@ fn make(
     ctx: &mut Context,
     options: &Options,
     locked: &Locked,
+    bundle: &Path,
+    config: &oci::Config,
 ) -> Result<(Record, Option<OwnedFd>, Option<Cgroup>), OciError> {
-    let bundle = options
-        .bundle
-        .canonicalize()
-        .map_err(|e| OciError::io(format!("open bundle {}", options.bundle.display()), e))?;
     let config_path = bundle.join("config.json");
-    let text = read_config(&config_path)?;
-    // The state root keeps compiled seccomp filters: an engine's profile is compiled once.
-    let filters = crate::seccomp::FilterCache::new(&ctx.root.path);
-    let config = oci::parse_with(&config_path, &text, oci::Compiler::Cached(&filters))?;
     let mut plan = oci::lower(
-        &config,
+        config,
         &oci::Site {
-            bundle: &bundle,
+            bundle,
             id: &options.id,
         },
     )?;
@@ -141,7 +154,7 @@ fn make(
         id: options.id.clone(),
         pid: pid.as_raw(),
         start_time,
-        bundle: bundle.clone(),
+        bundle: bundle.to_path_buf(),
         created: log::rfc3339(SystemTime::now()),
         annotations: config.annotations.clone(),
         plan: plan.clone(),

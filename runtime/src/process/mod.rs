@@ -11,6 +11,7 @@ pub mod join;
 pub mod start;
 pub mod supervise;
 mod trampoline;
+pub mod unwritable;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;

@@ -22,6 +22,7 @@ pub fn trials() -> Vec<Trial> {
         exec_runs_in_the_running_container_with_its_exit_status,
         exec_detach_writes_the_pid_file_on_the_host,
         exec_of_a_script_naming_proc_self_exe_gets_the_sealed_trampoline,
+        create_into_a_joined_pid_namespace_runs_from_an_unwritable_copy,
         a_failure_logged_as_json_is_one_object,
         a_bad_config_exits_non_zero_and_leaves_nothing,
         a_failure_after_the_clone_leaves_no_state_cgroup_or_mount,
@@ -229,6 +230,44 @@ fn exec_of_a_script_naming_proc_self_exe_gets_the_sealed_trampoline() -> Ran {
         "the trampoline ran, not nsinit-oci: {}",
         stderr(&out)
     );
+    assert_eq!(
+        std::fs::read(NSINIT_OCI).unwrap(),
+        before,
+        "binary unchanged"
+    );
+    Ok(())
+}
+
+/// CVE-2019-5736 in a pod sharing its processes: a container created into another's pid
+/// namespace waits at its gate running nsinit-oci, visible there until `start`. That process
+/// runs from a copy nobody can write (a read-only overlay view, or a sealed memfd), so
+/// `/proc/PID/exe` refuses writes and the binary keeps its bytes.
+fn create_into_a_joined_pid_namespace_runs_from_an_unwritable_copy() -> Ran {
+    needs_root()?;
+    let before = std::fs::read(NSINIT_OCI).unwrap();
+    let pod = Bundle::sleeping("pid-pod");
+    let pod_pid = pod.state()["pid"].as_i64().expect("the pod's pid");
+    let b = Bundle::new("pid-member", &["true"], |config| {
+        let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
+        namespaces.retain(|ns| ns["type"] != "pid");
+        namespaces.push(json!({"type": "pid", "path": format!("/proc/{pod_pid}/ns/pid")}));
+    });
+    b.create();
+    let waiting = b.state()["pid"].as_i64().expect("the member's pid");
+    let exe = format!("/proc/{waiting}/exe");
+    let link = std::fs::read_link(&exe).unwrap();
+    let memfd = link.to_string_lossy().starts_with("/memfd:");
+    let overlay = nix::sys::statfs::statfs(exe.as_str())
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
+        && nix::sys::statvfs::statvfs(exe.as_str())
+            .is_ok_and(|fs| fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    assert!(
+        memfd || overlay,
+        "the waiting process runs {}",
+        link.display()
+    );
+    let write = std::fs::OpenOptions::new().append(true).open(&exe);
+    assert!(write.is_err(), "a write through /proc/PID/exe is refused");
     assert_eq!(
         std::fs::read(NSINIT_OCI).unwrap(),
         before,
