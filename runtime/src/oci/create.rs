@@ -99,7 +99,7 @@ fn make(
         },
     )?;
     if rootless() {
-        without_cgroup_unless_asked(ctx, &config, &mut plan, &config_path)?;
+        without_cgroup_unless_asked(ctx, config, &mut plan, &config_path)?;
     }
     ctx.log.debug(&format!(
         "create {}: plan lowered from {}",
