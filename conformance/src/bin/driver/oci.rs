@@ -877,6 +877,7 @@ pub struct Lifecycle {
     still_running: Run,
     exec_7: Run,
     shebang: Result<Shebang, String>,
+    pid_member: Result<PidMember, String>,
     ps: Run,
     list: Run,
     pause: Run,
@@ -929,6 +930,13 @@ fn lifecycle_case() -> Case {
         ),
         Check::on_findings("oci/exec/exit-status-passed", |l: &Lifecycle| {
             expect_exit(&l.exec_7, 7)
+        }),
+        Check::on_findings("oci/pid-joined/create-runs-unwritable", |l: &Lifecycle| {
+            let member = l
+                .pid_member
+                .as_ref()
+                .map_err(|why| mismatch("a member created into the pid namespace", why))?;
+            member.expect_unwritable()
         }),
         Check::on_findings(
             "oci/exec/proc-self-exe-is-the-trampoline",
@@ -998,6 +1006,102 @@ fn lifecycle_case() -> Case {
 
 /// The executable of an exec'ing nsinit-oci while its command runs (CVE-2019-5736): it is
 /// visible inside the container, so it must not be the host's binary as such.
+/// CVE-2019-5736 in a pod sharing its processes: a second container created into the
+/// lifecycle container's pid namespace waits at its gate running nsinit-oci, visible there.
+/// What it runs must refuse writes through `/proc/PID/exe`: a sealed memfd copy or a
+/// read-only overlayfs view, never the host's binary.
+struct PidMember {
+    create: Run,
+    /// Where `/proc/PID/exe` of the waiting process pointed, and whether that is a memfd or
+    /// on a read-only overlayfs mount.
+    exe: Result<(String, bool), String>,
+    /// Opening that executable for writing, from the host.
+    write_refused: bool,
+    binary_unchanged: bool,
+}
+
+impl PidMember {
+    fn watch(stage: &Stage, oci: &Oci, pod: Option<i32>) -> Result<PidMember, String> {
+        let pod = pod.ok_or("no pid of the lifecycle container")?;
+        let before = fs::read(&oci.binary).map_err(|e| format!("read the binary: {e}"))?;
+        let bundle = oci.scratch.join("pid-member");
+        fs::create_dir_all(&bundle).map_err(|e| format!("create {}: {e}", bundle.display()))?;
+        let mut config = base_config(stage.dir(), "pid-member", &[]);
+        config["process"]["args"] = json!(["/probe", "exit", "0"]);
+        if let Some(Value::Array(namespaces)) = config.pointer_mut("/linux/namespaces") {
+            for ns in namespaces.iter_mut().filter(|ns| ns["type"] == "pid") {
+                ns["path"] = json!(format!("/proc/{pod}/ns/pid"));
+            }
+        }
+        let text = serde_json::to_string_pretty(&config).expect("JSON values serialize");
+        fs::write(bundle.join("config.json"), text).map_err(|e| e.to_string())?;
+        let id = format!("{}-member", oci.id);
+        let pid_path = oci.scratch.join("pid-member.pid");
+        let bundle_arg = bundle.to_string_lossy().into_owned();
+        let pid_arg = pid_path.to_string_lossy().into_owned();
+        let create = oci.call(&[
+            "create",
+            "--bundle",
+            &bundle_arg,
+            "--pid-file",
+            &pid_arg,
+            &id,
+        ]);
+        let exe = fs::read_to_string(&pid_path)
+            .map_err(|e| format!("read the pid file: {e}"))
+            .map(|pid| format!("/proc/{}/exe", pid.trim()));
+        let seen = exe.as_ref().map_err(Clone::clone).and_then(|exe| {
+            let link = fs::read_link(exe).map_err(|e| format!("readlink {exe}: {e}"))?;
+            let link = link.to_string_lossy().into_owned();
+            let unwritable = link.starts_with("/memfd:") || on_readonly_overlay(exe);
+            Ok((link, unwritable))
+        });
+        let write_refused = exe
+            .as_ref()
+            .is_ok_and(|exe| fs::OpenOptions::new().append(true).open(exe).is_err());
+        let _ = oci.call(&["delete", "--force", &id]);
+        let _ = fs::remove_dir_all(&bundle);
+        Ok(PidMember {
+            create,
+            exe: seen,
+            write_refused,
+            binary_unchanged: fs::read(&oci.binary).is_ok_and(|now| now == before),
+        })
+    }
+
+    fn expect_unwritable(&self) -> Verdict {
+        expect_exit(&self.create, 0)?;
+        let (link, unwritable) = self
+            .exe
+            .as_ref()
+            .map_err(|why| mismatch("the waiting process's executable", why))?;
+        match *unwritable && self.write_refused && self.binary_unchanged {
+            true => Ok(()),
+            false => Err(mismatch(
+                "the waiting process runs a /memfd: copy or a read-only overlay view, writes refused, the binary unchanged",
+                format!(
+                    "exe -> {link} (unwritable: {unwritable}); write refused: {}; binary unchanged: {}",
+                    self.write_refused, self.binary_unchanged
+                ),
+            )),
+        }
+    }
+}
+
+/// Whether `path` is on a read-only overlayfs mount (`statfs(2)`, `statvfs(3)`).
+fn on_readonly_overlay(path: &str) -> bool {
+    let Ok(path) = std::ffi::CString::new(path) else {
+        return false;
+    };
+    // SAFETY: both are plain integers; all zeros is a valid value.
+    let (mut fs, mut vfs): (libc::statfs, libc::statvfs) = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string, and buffers of the types the calls fill.
+    let ok = unsafe {
+        libc::statfs(path.as_ptr(), &mut fs) == 0 && libc::statvfs(path.as_ptr(), &mut vfs) == 0
+    };
+    ok && fs.f_type == libc::OVERLAYFS_SUPER_MAGIC && vfs.f_flag & libc::ST_RDONLY != 0
+}
+
 fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
     let mut config = base_config(stage.dir(), "lifecycle", &[]);
     config["process"]["args"] = json!(["/probe", "sleep", "600"]);
@@ -1024,6 +1128,7 @@ fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
     let delete_running = oci.call(&["delete", id]);
     let still_running = oci.call(&["state", id]);
     let exec_7 = oci.call(&["exec", id, "/probe", "exit", "7"]);
+    let pid_member = PidMember::watch(stage, &oci, pid_file);
     let shebang = Shebang::try_with(stage.dir(), &oci.binary, |script| {
         oci.call(&["exec", id, script])
     });
@@ -1055,6 +1160,7 @@ fn lifecycle(stage: &mut Stage) -> Result<Lifecycle, String> {
         still_running,
         exec_7,
         shebang,
+        pid_member,
         ps,
         list,
         pause,
