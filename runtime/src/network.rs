@@ -38,7 +38,7 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 use nix::sched::{setns, CloneFlags};
 use nix::unistd::Pid;
 
-use crate::error::{describe, describe_io};
+use crate::error::{describe, describe_io, StepContext, StepError};
 use crate::plan::Network;
 
 /// The name of the container's end of the pair.
@@ -169,22 +169,13 @@ pub fn setup(
     )
 }
 
-/// For a container with its own network namespace but no `network`: set its `lo` up.
-/// `container` is a pidfd of the container's first process, whose host pid is `pid`.
-pub fn loopback_up(container: BorrowedFd<'_>, pid: Pid) -> Result<(), NetworkError> {
-    let mut inside = NetlinkSocket::open_in(container, pid)?;
-    let step = format!("set {LOOPBACK} up in the container");
-    acknowledged(inside.exchange(vec![set_up(LOOPBACK)]), &step)
-}
-
-/// Set `lo` up in the calling process's own network namespace: the container's first process
-/// does it itself when nsinit runs as a plain user, who may not enter the namespace from
-/// outside, or as root of a user namespace other than the initial one, which may not come back
-/// to its own (`setns` wants CAP_SYS_ADMIN over the namespace entered and the one returned to).
-pub fn loopback_up_here() -> Result<(), NetworkError> {
-    let mut socket = NetlinkSocket::open().map_err(NetworkError::Socket)?;
-    let step = format!("set {LOOPBACK} up in the container");
-    acknowledged(socket.exchange(vec![set_up(LOOPBACK)]), &step)
+/// For a container with its own network namespace but no `network`: set `lo` up in the
+/// calling thread's network namespace. The container's first process does it, by ioctl:
+/// nsinit need not enter the namespace (which a plain user, or root of a user namespace
+/// other than the initial one, could not come back from), and a start or create without a
+/// `network` runs no rtnetlink code (it was 0.4 MiB of `nsinit-oci create`'s peak RSS).
+pub fn loopback_up_here() -> Result<(), StepError> {
+    crate::sys::set_loopback_up().step(|| format!("set {LOOPBACK} up in the container"))
 }
 
 /// Whether a link named `name` exists in the calling thread's network namespace.
@@ -385,17 +376,6 @@ fn single(answers: io::Result<Vec<Answer>>, step: &str) -> Result<Answer, Networ
             step: step.into(),
             missing: "an acknowledgement",
         })
-}
-
-/// Check that the only request of an exchange was acknowledged.
-fn acknowledged(answers: io::Result<Vec<Answer>>, step: &str) -> Result<(), NetworkError> {
-    match single(answers, step)? {
-        Ok(_) => Ok(()),
-        Err(reason) => Err(NetworkError::Refused {
-            step: step.into(),
-            reason,
-        }),
-    }
 }
 
 fn first_link(replies: Vec<RouteNetlinkMessage>) -> Option<LinkMessage> {

@@ -85,10 +85,7 @@ fn setup_and_exec(
     }
     procfs::write_sysctls(&plan.sysctl)?;
     if prepared.loopback_in_child {
-        network::loopback_up_here().map_err(|e| Failure {
-            code: EXIT_SETUP as u8,
-            text: e.to_string(),
-        })?;
+        network::loopback_up_here()?;
     }
     let pty = if plan.process.terminal {
         let pty = terminal::open_pty()?;

@@ -54,8 +54,8 @@ pub(super) struct Prepared {
     /// refuses `mknod` (its `/dev` nodes are binds of the host's) and mounts `proc` and
     /// `sysfs` only while the host's are visible (they are made before `pivot_root`).
     pub in_user_namespace: bool,
-    /// The container has a network namespace of its own without a `network`, and nsinit
-    /// could not come back from entering it: the child sets its `lo` up itself.
+    /// The container has a new network namespace without a `network`: the child sets its
+    /// `lo` up itself ([`network::loopback_up_here`]).
     pub loopback_in_child: bool,
 }
 
@@ -220,10 +220,7 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
             .step(|| "tell the container its ids are mapped".into())?;
     }
     // While the child mounts its rootfs, give it its network.
-    let network = match loopback_in_child {
-        true => Ok(()),
-        false => connect_network(plan, &container),
-    };
+    let network = connect_network(plan, &container);
     if let Err(network_error) = network {
         // The child may have failed first, and vanished: its own reason says more.
         if let Ok(Some(Message::Failed(failure))) = parent_end.recv() {
@@ -337,27 +334,16 @@ impl Drop for OwnedCgroup {
     }
 }
 
-/// Whether the child sets up its own `lo` (see [`Prepared::loopback_in_child`]). The parent
-/// sets it up from outside only as root of the initial user namespace: entering the
-/// container's network namespace and coming back to its own takes CAP_SYS_ADMIN over both.
-/// A plain user has it over neither; root of another user namespace (nsinit-oci under
-/// rootless podman, in podman's) may enter the container's but not return to its own,
-/// which the initial user namespace owns.
+/// Whether the child sets up its own `lo` (see [`Prepared::loopback_in_child`]).
 fn loopback_in_child(plan: &Plan) -> bool {
-    !(nix::unistd::geteuid().is_root() && userns::in_initial())
-        && plan.network.is_none()
-        && plan.new_namespaces().any(|ns| ns == Namespace::Net)
+    plan.network.is_none() && plan.new_namespaces().any(|ns| ns == Namespace::Net)
 }
 
-/// The container's network: a veth pair on the bridge when the plan has one, else (with a
-/// new network namespace of its own) just `lo` up.
+/// The container's network, when the plan has one: a veth pair on the bridge.
 fn connect_network(plan: &Plan, container: &Container) -> Result<(), Error> {
     let (pid, pidfd) = (container.pid, container.pidfd.as_fd());
-    let new_netns = plan.new_namespaces().any(|ns| ns == Namespace::Net);
-    match &plan.network {
-        Some(net) => network::setup(net, pidfd, pid, &network::host_veth_name(pid))?,
-        None if new_netns => network::loopback_up(pidfd, pid)?,
-        None => {}
+    if let Some(net) = &plan.network {
+        network::setup(net, pidfd, pid, &network::host_veth_name(pid))?;
     }
     Ok(())
 }
