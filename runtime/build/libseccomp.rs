@@ -25,9 +25,6 @@ pub fn link() {
         .map(PathBuf::from)
         .collect(),
     };
-    for dir in &dirs {
-        println!("cargo:rerun-if-changed={}", dir.join(LIBRARY).display());
-    }
     let Some(found) = dirs
         .iter()
         .map(|dir| dir.join(LIBRARY))
@@ -43,6 +40,10 @@ pub fn link() {
         );
         std::process::exit(1);
     };
+    // The library found only: cargo takes a missing file as changed, and a
+    // `rerun-if-changed` on each place looked in rebuilt nsinit (a minute with LTO) on every
+    // cargo call.
+    println!("cargo:rerun-if-changed={}", found.display());
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let static_only = out.join("libseccomp-static");
     std::fs::create_dir_all(&static_only).expect("create OUT_DIR/libseccomp-static");
