@@ -103,24 +103,40 @@ fn a_join_enters_the_user_namespace_with_its_protections() -> Ran {
     Ok(())
 }
 
-/// `setpriv` (util-linux) runs nsinit as `nobody`; its own uid alone is mapped to root.
-fn as_nobody(c: &Container, args: &[&str]) -> std::process::Output {
-    Command::new("setpriv")
+/// Root, with `setpriv` (util-linux) there to run nsinit as a plain user.
+fn needs_root_and_setpriv() -> Ran {
+    needs_root()?;
+    require(
+        std::path::Path::new("/usr/bin/setpriv").exists(),
+        "needs setpriv (util-linux) to run nsinit as a plain user",
+    )
+}
+
+/// `setpriv` (util-linux) as `nobody`, through `wrap` (a command that runs the rest, e.g.
+/// `unshare --user --map-root-user`), then `env` without `XDG_RUNTIME_DIR`: append the
+/// program to run.
+fn setpriv_nobody(wrap: &[&str]) -> Command {
+    let mut command = Command::new("setpriv");
+    command
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .args(["env", "-u", "XDG_RUNTIME_DIR", NSINIT, "exec", "-T"])
+        .args(wrap)
+        .args(["env", "-u", "XDG_RUNTIME_DIR"])
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// nsinit run by `nobody`; its own uid alone is mapped to root.
+fn as_nobody(c: &Container, args: &[&str]) -> std::process::Output {
+    setpriv_nobody(&[])
+        .args([NSINIT, "exec", "-T"])
         .args(args)
         .current_dir(c.path())
-        .stdin(std::process::Stdio::null())
         .output()
         .expect("run setpriv")
 }
 
 fn a_plain_user_runs_a_container_as_its_root() -> Ran {
-    needs_root()?;
-    require(
-        std::path::Path::new("/usr/bin/setpriv").exists(),
-        "needs setpriv (util-linux) to run nsinit as a plain user",
-    )?;
+    needs_root_and_setpriv()?;
     let c = Container::owned_by(&mapped(65_534, 1), 65_534);
     let out = as_nobody(
         &c,
@@ -143,11 +159,7 @@ fn a_plain_user_runs_a_container_as_its_root() -> Ran {
 }
 
 fn a_plain_user_gets_a_clear_error_for_a_bridge() -> Ran {
-    needs_root()?;
-    require(
-        std::path::Path::new("/usr/bin/setpriv").exists(),
-        "needs setpriv (util-linux) to run nsinit as a plain user",
-    )?;
+    needs_root_and_setpriv()?;
     let network = r#"{"address": "10.0.0.2/24", "bridge": "nsinit-none0"}"#;
     let c = Container::owned_by(&with_field(&mapped(65_534, 1), "network", network), 65_534);
     let out = as_nobody(&c, &["true"]);
@@ -190,11 +202,7 @@ fn bundle_owned_by(owner: u32, mut config: serde_json::Value, args: &[&str]) -> 
 /// `runc spec --rootless`'s shape (the user-namespace fixture, mapped to the user alone, no
 /// `gid=` on devpts), run by `nobody` with nsinit-oci: root inside, no cgroup asked, none made.
 fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
-    needs_root()?;
-    require(
-        std::path::Path::new("/usr/bin/setpriv").exists(),
-        "needs setpriv (util-linux) to run nsinit-oci as a plain user",
-    )?;
+    needs_root_and_setpriv()?;
     let mut config: serde_json::Value =
         serde_json::from_str(fixtures::bundle("user-namespace").unwrap()).unwrap();
     let own = serde_json::json!([{"containerID": 0, "hostID": 65534, "size": 1}]);
@@ -222,14 +230,11 @@ fn a_plain_user_runs_an_oci_bundle_without_a_cgroup() -> Ran {
 /// command that runs the rest, e.g. `unshare --user --map-root-user`), with no
 /// `XDG_RUNTIME_DIR`.
 fn oci_run_as_nobody(bundle: &Container, id: &str, wrap: &[&str]) -> std::process::Output {
-    Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .args(wrap)
-        .args(["env", "-u", "XDG_RUNTIME_DIR", NSINIT_OCI, "--root"])
+    setpriv_nobody(wrap)
+        .args([NSINIT_OCI, "--root"])
         .arg(bundle.path().join("state"))
         .args(["run", id])
         .current_dir(bundle.path())
-        .stdin(std::process::Stdio::null())
         .output()
         .expect("run setpriv")
 }
