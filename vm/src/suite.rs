@@ -5,6 +5,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -97,23 +98,38 @@ pub fn run(plan: &Plan) -> Result<bool> {
         None => count_checks(plan),
     };
     let kind = plan.machine.unwrap_or_else(MachineKind::fastest);
-    let mut reports = Vec::new();
-    for &cgroup in &plan.cgroups {
-        let machine = Machine {
-            kind,
-            kernel: kernel.image.clone(),
-            initrd: initrd.clone(),
-            append: guest::kernel_command_line(cgroup),
-            accel: plan.accel,
-            memory_mib: plan.memory_mib,
-            cpus: plan.cpus,
-            timeout: plan.timeout,
-        };
-        if plan.keep {
-            println!("[boot {cgroup}] {}", shell_line(&machine.command()));
-        }
-        reports.push(boot(&machine, cgroup, expected)?);
-    }
+    let machines: Vec<(CgroupMode, Machine)> = plan
+        .cgroups
+        .iter()
+        .map(|&cgroup| {
+            let machine = Machine {
+                kind,
+                kernel: kernel.image.clone(),
+                initrd: initrd.clone(),
+                append: guest::kernel_command_line(cgroup),
+                accel: plan.accel,
+                memory_mib: plan.memory_mib,
+                cpus: plan.cpus,
+                timeout: plan.timeout,
+            };
+            if plan.keep {
+                println!("[boot {cgroup}] {}", shell_line(&machine.command()));
+            }
+            (cgroup, machine)
+        })
+        .collect();
+    // The boots share nothing but the initramfs they read: they run at once, their lines
+    // interleaved, each tagged with its hierarchy.
+    let reports = thread::scope(|scope| {
+        let boots: Vec<_> = machines
+            .iter()
+            .map(|(cgroup, machine)| scope.spawn(move || boot(machine, *cgroup, expected)))
+            .collect();
+        boots
+            .into_iter()
+            .map(|boot| boot.join().expect("a boot thread panicked"))
+            .collect::<Result<Vec<_>>>()
+    })?;
 
     let mut total = Summary::default();
     for report in &reports {

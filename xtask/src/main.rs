@@ -40,7 +40,8 @@ commands:
       --keep              keep the initramfs and print the QEMU command line
       --machine microvm|q35  machine type (default microvm; q35 boots slower)
       --accel tcg|kvm     accelerator (default tcg: KVM hangs on some hosts)
-      --cpus N            vCPUs (default 2)
+      --cpus N            vCPUs per boot (default: the host's cores shared
+                          among the boots, 1 or 2)
       --timeout SECS      kill a boot after this long (default 150)
   rootfs alpine|busybox DIR
                       write a fixture's tree into DIR: Alpine 3.23.6 with its minirootfs's
