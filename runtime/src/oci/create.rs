@@ -22,6 +22,7 @@ use crate::{namespaces, state, terminal};
 const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// What `create` (and `run`) were asked.
+#[derive(Debug)]
 pub struct Options {
     pub id: String,
     pub bundle: PathBuf,

@@ -15,6 +15,7 @@ use crate::process::{self, join, supervise, Command};
 use crate::terminal::{self, RawMode};
 
 /// What `exec` was asked.
+#[derive(Debug)]
 pub struct Options {
     pub id: String,
     /// The command and its arguments (unless `process` is given).

@@ -9,7 +9,7 @@ use super::{Context, OciError};
 use crate::cgroups::Limits;
 
 /// runc's `update` flags for what the engine supports.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Flags {
     pub memory: Option<u64>,
     pub memory_reservation: Option<u64>,
