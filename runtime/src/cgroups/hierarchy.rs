@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::CgroupError;
 use crate::error::describe_io;
@@ -86,9 +87,20 @@ impl Hierarchy {
         }
     }
 
-    /// The hierarchy of this host, from `/proc/self/mountinfo`. For v2, the mount must hold
-    /// `cgroup.controllers` (a real cgroup2 root).
+    /// The hierarchy of this host, from `/proc/self/mountinfo`, read once per process: nsinit
+    /// never remounts a cgroup filesystem, and reads this only in the host's mount namespace
+    /// (`exec` and `run` each needed it twice, 0.1 ms each time). For v2, the mount must
+    /// hold `cgroup.controllers` (a real cgroup2 root).
     pub fn detect() -> Result<Hierarchy, CgroupError> {
+        static DETECTED: OnceLock<Hierarchy> = OnceLock::new();
+        if let Some(hierarchy) = DETECTED.get() {
+            return Ok(hierarchy.clone());
+        }
+        let hierarchy = Hierarchy::read()?;
+        Ok(DETECTED.get_or_init(|| hierarchy).clone())
+    }
+
+    fn read() -> Result<Hierarchy, CgroupError> {
         let path = Path::new("/proc/self/mountinfo");
         let text = std::fs::read_to_string(path).map_err(|error| CgroupError::Read {
             path: path.into(),

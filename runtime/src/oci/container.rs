@@ -231,16 +231,23 @@ impl Root {
 
     /// The status of container `id` with this record.
     pub fn status(&self, record: &Record) -> Status {
-        if record.live_pidfd().is_none() {
-            return Status::Stopped;
-        }
-        if self.dir(&record.id).join(EXEC_FIFO).exists() {
-            return Status::Created;
-        }
-        if record.cgroup().is_some_and(|group| group.is_frozen()) {
-            return Status::Paused;
-        }
-        Status::Running
+        self.status_and_pidfd(record).0
+    }
+
+    /// The status, and unless stopped a pidfd of the first process (which a command acting
+    /// on it would otherwise open and check a second time).
+    pub fn status_and_pidfd(&self, record: &Record) -> (Status, Option<OwnedFd>) {
+        let Some(pidfd) = record.live_pidfd() else {
+            return (Status::Stopped, None);
+        };
+        let status = if self.dir(&record.id).join(EXEC_FIFO).exists() {
+            Status::Created
+        } else if record.cgroup().is_some_and(|group| group.is_frozen()) {
+            Status::Paused
+        } else {
+            Status::Running
+        };
+        (status, Some(pidfd))
     }
 }
 

@@ -40,7 +40,7 @@ pub struct Options {
 pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
     let id = &options.id;
     let record = ctx.root.record(id)?;
-    let status = ctx.root.status(&record);
+    let (status, pidfd) = ctx.root.status_and_pidfd(&record);
     if status != Status::Running {
         return Err(OciError::NotRunning {
             id: id.clone(),
@@ -55,7 +55,7 @@ pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
         true => None,
         false => Some(process::block_forwarded_signals()?),
     };
-    let pid1 = record.live_pidfd().ok_or_else(|| OciError::NotRunning {
+    let pid1 = pidfd.ok_or_else(|| OciError::NotRunning {
         id: id.clone(),
         action: "exec in",
         status: Status::Stopped,

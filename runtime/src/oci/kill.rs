@@ -10,7 +10,7 @@ use crate::sys;
 pub fn run(ctx: &mut Context, id: &str, signal: &str, all: bool) -> Result<i32, OciError> {
     let signal = parse_signal(signal)?;
     let record = ctx.root.record(id)?;
-    let status = ctx.root.status(&record);
+    let (status, pidfd) = ctx.root.status_and_pidfd(&record);
     if status == Status::Stopped {
         return Err(OciError::NotRunning {
             id: id.to_string(),
@@ -35,7 +35,7 @@ pub fn run(ctx: &mut Context, id: &str, signal: &str, all: bool) -> Result<i32, 
             }
         }
     } else {
-        let pidfd = record.live_pidfd().ok_or_else(|| OciError::NotRunning {
+        let pidfd = pidfd.ok_or_else(|| OciError::NotRunning {
             id: id.to_string(),
             action: "kill",
             status: Status::Stopped,

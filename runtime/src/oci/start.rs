@@ -15,7 +15,7 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn run(ctx: &mut Context, id: &str) -> Result<i32, OciError> {
     let _locked = ctx.root.lock(id)?;
     let record = ctx.root.record(id)?;
-    let status = ctx.root.status(&record);
+    let (status, pidfd) = ctx.root.status_and_pidfd(&record);
     if status != Status::Created {
         return Err(OciError::State {
             id: id.to_string(),
@@ -28,7 +28,7 @@ pub fn run(ctx: &mut Context, id: &str) -> Result<i32, OciError> {
             "cannot start container {id}: its config.json has no process"
         )));
     }
-    let pidfd = record.live_pidfd().ok_or_else(|| OciError::NotRunning {
+    let pidfd = pidfd.ok_or_else(|| OciError::NotRunning {
         id: id.to_string(),
         action: "start",
         status: Status::Stopped,
