@@ -1,7 +1,7 @@
 //! `nsinit-oci` on a bundle in a temp dir (issue 15): the runtime-spec lifecycle, `run`,
 //! `exec`, the JSON log, a failed create leaving nothing, `ps`, `pause`/`resume`, `list`;
 //! and the bugs `cargo xtask engines` found (`exec --pid-file`, a non-root process, a tmpfs
-//! with `tmpcopyup`).
+//! with `tmpcopyup`); the command line's help and usage errors.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -32,7 +32,70 @@ pub fn trials() -> Vec<Trial> {
         a_process_with_another_user_is_started,
         tmpcopyup_fills_a_tmpfs_with_what_it_covers,
         a_new_user_namespace_joins_a_network_namespace_by_path,
+        help_and_version_print_on_stdout,
+        a_usage_error_is_one_line_and_exit_2,
     ]
+}
+
+fn help_and_version_print_on_stdout() -> Ran {
+    let help = Command::new(NSINIT_OCI)
+        .arg("--help")
+        .output()
+        .expect("run nsinit-oci");
+    assert!(help.status.success() && help.stderr.is_empty(), "{help:?}");
+    let text = String::from_utf8_lossy(&help.stdout);
+    let commands = [
+        "create", "start", "state", "kill", "delete", "run", "exec", "ps", "list", "pause",
+        "update", "features",
+    ];
+    for command in commands {
+        let listed = text
+            .lines()
+            .any(|line| line.trim_start().starts_with(command));
+        assert!(listed, "{command} is not in\n{text}");
+    }
+    let version = Command::new(NSINIT_OCI)
+        .arg("--version")
+        .output()
+        .expect("run nsinit-oci");
+    let text = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.status.success()
+            && text.starts_with("nsinit-oci version ")
+            && text.contains("\nspec: 1."),
+        "{version:?}"
+    );
+    Ok(())
+}
+
+fn a_usage_error_is_one_line_and_exit_2() -> Ran {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["create", "--bogus", "c"],
+            "create: unknown flag --bogus (see create --help)",
+        ),
+        (
+            &["kill"],
+            "kill: missing the container id (see kill --help)",
+        ),
+        (
+            &["--log-format", "xml", "state", "c"],
+            "--log-format \"xml\": expected text or json (see --help)",
+        ),
+    ];
+    for (args, line) in cases {
+        let out = Command::new(NSINIT_OCI)
+            .args(args)
+            .output()
+            .expect("run nsinit-oci");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("nsinit-oci: {line}\n")
+        );
+    }
+    Ok(())
 }
 
 /// A bundle (a busybox rootfs and `config.json`), a state root of its own and an id; on
