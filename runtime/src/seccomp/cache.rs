@@ -3,11 +3,13 @@
 //! took about 25 ms to compile podman's (437 names, three ABIs, laid out as a binary tree)
 //! where the rest of `nsinit-oci run` took 5 ms.
 //!
-//! One file per profile, `seccomp-<hash>.json`, in the runtime's state root: the build of
-//! nsinit that compiled it, the profile's text, the filter. An entry is used only when both
-//! build and profile text equal this one's, so a hash collision or a stale entry costs a
-//! compile, never a wrong filter. Entries are written to a temporary file and renamed: a
-//! concurrent `create` reads a whole entry or none.
+//! One file per profile, `seccomp-<hash of the profile>.json`, in the runtime's state root:
+//! the build of nsinit that compiled it, the profile's text, the filter. An entry is used only
+//! when both build and profile text equal this one's, so a hash collision or a stale entry
+//! costs a compile, never a wrong filter; another build compiles the profile again and
+//! replaces the entry, so the files never outnumber the profiles (naming them by build too
+//! left one more file per profile with every rebuild). Entries are written to a temporary
+//! file and renamed: a concurrent `create` reads a whole entry or none.
 
 use std::cell::OnceCell;
 use std::fs;
@@ -63,7 +65,7 @@ impl FilterCache {
     ) -> Result<Filter, SeccompError> {
         let path = self.dir.join(format!(
             "seccomp-{:016x}.json",
-            fnv1a(&[self.build().as_bytes(), b"\n", profile.as_bytes()])
+            fnv1a(&[profile.as_bytes()])
         ));
         if let Some(filter) = self.read(&path, profile) {
             return Ok(filter);
@@ -159,6 +161,11 @@ mod tests {
             compiled,
             other_filter(),
             "another build's entry is not used"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "the rebuilt nsinit's entry replaced the other build's: one file per profile"
         );
     }
 
