@@ -534,8 +534,9 @@ Global flags (before or after the command):
   -h, --help              print this; COMMAND --help prints the command's flags
 ";
 
-const CREATE_FLAGS: &str = "\
-  -b, --bundle DIR        the bundle: config.json and the rootfs (default .)
+/// `create`'s flags, `run`'s too (the first line's indent survives no `\` continuation).
+const CREATE_FLAGS: &str =
+    "  -b, --bundle DIR        the bundle: config.json and the rootfs (default .)
   --pid-file FILE         write the container's pid to FILE
   --console-socket PATH   send the terminal's master to this unix socket
   --preserve-fds N        pass N fds from 3 on to the container's process
@@ -577,38 +578,82 @@ Change a running container's resource limits.
   --blkio-weight N
 ";
 
+/// Each command's usage line and what it does, for `COMMAND --help` (`exec` and `update`
+/// have their own texts).
+const USAGES: &[(&str, &str, &str)] = &[
+    (
+        "create",
+        "create [FLAGS] ID",
+        "Create a container from a bundle; its process waits for start.",
+    ),
+    (
+        "run",
+        "run [FLAGS] ID",
+        "Create and start a container, wait for it and delete it; exit with its status.",
+    ),
+    ("start", "start ID", "Start a created container's process."),
+    (
+        "state",
+        "state ID",
+        "Print a container's state as runtime-spec's JSON.",
+    ),
+    (
+        "pause",
+        "pause ID",
+        "Freeze a running container's processes.",
+    ),
+    (
+        "resume",
+        "resume ID",
+        "Thaw a paused container's processes.",
+    ),
+    (
+        "kill",
+        "kill [-a|--all] ID [SIGNAL]",
+        "Send SIGNAL (KILL, SIGKILL or 9; default TERM) to the container's process,\n\
+         or with --all to every process in it.",
+    ),
+    (
+        "delete",
+        "delete [-f|--force] ID",
+        "Delete a stopped container; --force kills it first.",
+    ),
+    (
+        "ps",
+        "ps [-f|--format table|json] ID",
+        "List the container's processes (json: an array of host pids).",
+    ),
+    (
+        "list",
+        "list [-f|--format table|json] [-q|--quiet]",
+        "List containers (--quiet: their ids only).",
+    ),
+    (
+        "features",
+        "features",
+        "Print the features this runtime supports, as runtime-spec's JSON.",
+    ),
+];
+
 /// The help of `command`.
 fn help_of(command: &str) -> String {
     match command {
-        "create" => format!(
-            "Usage: nsinit-oci create [FLAGS] ID\n\nCreate a container from a bundle; its \
-             process waits for start.\n\n{CREATE_FLAGS}"
-        ),
-        "run" => format!(
-            "Usage: nsinit-oci run [FLAGS] ID\n\nCreate and start a container, wait for it \
-             and delete it; exit with its status.\n\n{CREATE_FLAGS}  -d, --detach            \
-             return once the container runs\n"
-        ),
-        "exec" => EXEC_HELP.into(),
-        "update" => UPDATE_HELP.into(),
-        "kill" => "Usage: nsinit-oci kill [-a|--all] ID [SIGNAL]\n\nSend SIGNAL (KILL, \
-                   SIGKILL or 9; default TERM) to the container's process, or with --all \
-                   to every process in it.\n"
-            .into(),
-        "delete" => "Usage: nsinit-oci delete [-f|--force] ID\n\nDelete a stopped container; \
-                     --force kills it first.\n"
-            .into(),
-        "ps" => "Usage: nsinit-oci ps [-f|--format table|json] ID\n\nList the container's \
-                 processes (json: an array of host pids).\n"
-            .into(),
-        "list" => "Usage: nsinit-oci list [-f|--format table|json] [-q|--quiet]\n\nList \
-                   containers (--quiet: their ids only).\n"
-            .into(),
-        "features" => "Usage: nsinit-oci features\n\nPrint the features this runtime \
-                       supports, as runtime-spec's JSON.\n"
-            .into(),
-        _ => format!("Usage: nsinit-oci {command} ID\n"),
+        "exec" => return EXEC_HELP.into(),
+        "update" => return UPDATE_HELP.into(),
+        _ => {}
     }
+    let Some((_, usage, what)) = USAGES.iter().find(|(name, ..)| *name == command) else {
+        return HELP.into();
+    };
+    let mut help = format!("Usage: nsinit-oci {usage}\n\n{what}\n");
+    match command {
+        "create" => help.push_str(&format!("\n{CREATE_FLAGS}")),
+        "run" => help.push_str(&format!(
+            "\n{CREATE_FLAGS}  -d, --detach            return once the container runs\n"
+        )),
+        _ => {}
+    }
+    help
 }
 
 #[cfg(test)]

@@ -222,3 +222,24 @@ fn bad_command_lines_say_what_is_wrong(#[case] line: &str, #[case] start: &str) 
 fn sizes(#[case] text: &str, #[case] expected: u64) {
     assert_eq!(bytes(text), Ok(expected));
 }
+
+#[rstest]
+fn every_command_has_its_help(
+    #[values(
+        "create", "run", "start", "state", "kill", "delete", "exec", "ps", "list", "pause",
+        "resume", "update", "features"
+    )]
+    command: &str,
+) {
+    let Ok(Cli::Help(text)) = parse(words(&format!("{command} --help"))) else {
+        panic!("{command} --help")
+    };
+    assert!(
+        text.starts_with(&format!("Usage: nsinit-oci {command}")),
+        "{text}"
+    );
+    assert!(
+        text.lines().all(|line| !line.starts_with('-')),
+        "a flag's line lost its indent:\n{text}"
+    );
+}
