@@ -4,7 +4,7 @@
 //!
 //! The rules are those nsinit-oci's callers rely on: global flags before or after the
 //! command; a command's flags before, between or after its arguments, except that `exec`'s
-//! command and `ps`'s arguments take everything after them as they are; `--name value` and
+//! command and what follows `ps`'s id are taken as they are; `--name value` and
 //! `--name=value`; short flags alone or clustered (`-dt`); `--` ends the flags.
 
 use std::ffi::OsString;
@@ -381,9 +381,10 @@ impl Walk {
                 Token::Help => return Ok(None),
                 Token::Flag(flag) if flag == "-f" || flag == "--format" => json = self.format()?,
                 Token::Flag(flag) => return Err(self.unknown(&flag)),
-                Token::Value(value) if id.is_none() => self.id_from(&mut id, value)?,
-                // runc passes what follows the id to ps(1); nsinit-oci lists pids only.
-                Token::Value(_) => {
+                Token::Value(value) => {
+                    self.id_from(&mut id, value)?;
+                    // runc hands what follows the id (`-ef`) to ps(1); nsinit-oci lists
+                    // pids only.
                     let rest = self.p.raw_args().map_err(|e| usage("ps", e))?;
                     rest.for_each(drop);
                 }

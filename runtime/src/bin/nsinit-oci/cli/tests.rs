@@ -153,6 +153,7 @@ fn update_reads_sizes_and_negative_numbers() {
 fn the_rest_of_the_commands() {
     assert!(matches!(run("delete -f c").1, Command::Delete { force: true, id } if id == "c"));
     assert!(matches!(run("ps --format json c aux").1, Command::Ps { json: true, id } if id == "c"));
+    assert!(matches!(run("ps c -ef").1, Command::Ps { json: false, id } if id == "c"));
     assert!(matches!(
         run("list -q --format=json").1,
         Command::List {
