@@ -223,10 +223,11 @@ impl Walk {
         ))
     }
 
-    fn required(&self, slot: Option<String>, what: &str) -> Result<String, UsageError> {
+    /// The id read into `slot`, which every command but `list` and `features` needs.
+    fn required(&self, slot: Option<String>) -> Result<String, UsageError> {
         slot.ok_or_else(|| {
             UsageError(format!(
-                "{}: missing {what} (see {} --help)",
+                "{}: missing the container id (see {} --help)",
                 self.command, self.command
             ))
         })
@@ -241,7 +242,7 @@ impl Walk {
                 Token::Value(value) => self.id_from(&mut id, value)?,
             }
         }
-        Ok(Some(make(self.required(id, "the container id")?)))
+        Ok(Some(make(self.required(id)?)))
     }
 
     /// `create`, or with `run` its `--detach` too.
@@ -266,7 +267,7 @@ impl Walk {
             }
         }
         let create = oci::create::Options {
-            id: self.required(id, "the container id")?,
+            id: self.required(id)?,
             bundle,
             pid_file,
             console_socket,
@@ -291,7 +292,7 @@ impl Walk {
         }
         Ok(Some(Command::Kill {
             all,
-            id: self.required(id, "the container id")?,
+            id: self.required(id)?,
             signal: signal.unwrap_or_else(|| "TERM".into()),
         }))
     }
@@ -306,7 +307,7 @@ impl Walk {
                 Token::Value(value) => self.id_from(&mut id, value)?,
             }
         }
-        let id = self.required(id, "the container id")?;
+        let id = self.required(id)?;
         Ok(Some(Command::Delete { force, id }))
     }
 
@@ -358,7 +359,7 @@ impl Walk {
                 },
             }
         }
-        options.id = self.required(id, "the container id")?;
+        options.id = self.required(id)?;
         Ok(Some(Command::Exec(options)))
     }
 
@@ -390,7 +391,7 @@ impl Walk {
                 }
             }
         }
-        let id = self.required(id, "the container id")?;
+        let id = self.required(id)?;
         Ok(Some(Command::Ps { json, id }))
     }
 
@@ -439,7 +440,7 @@ impl Walk {
                 _ => return Err(self.unknown(&flag)),
             }
         }
-        let id = self.required(id, "the container id")?;
+        let id = self.required(id)?;
         Ok(Some(Command::Update {
             id,
             resources,
