@@ -8,19 +8,23 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, SealFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 
 use super::command::Command;
 use crate::error::{Failure, StepContext, StepError, EXIT_SETUP};
 use crate::seccomp::Filter;
-use crate::sys::ExecArgs;
+use crate::sys::{self, ExecArgs};
 
 #[allow(dead_code)] // The trampoline's side of the protocol uses the rest.
 pub(crate) mod protocol {
     include!("../../trampoline/protocol.rs");
 }
 use protocol::*;
+
+// The trampoline's buffer holds the largest program a `Filter` may have; checked here, where
+// both sides are in view (the trampoline builds without this crate).
+const _: () = assert!(MAX_PROGRAM_BYTES == crate::seccomp::MAX_INSTRUCTIONS * 8);
 
 /// The program, built by `build/trampoline.rs`.
 static PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nsinit-trampoline"));
@@ -39,20 +43,8 @@ impl Trampoline {
     }
 
     fn sealed_copy() -> nix::Result<Trampoline> {
-        let flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
-        // MFD_EXEC (Linux 6.3) keeps it executable where `vm.memfd_noexec` is 1.
-        let exec = MFdFlags::from_bits_retain(libc::MFD_EXEC);
-        let memfd = memfd_create(c"nsinit-trampoline", flags | exec)
-            .or_else(|_| memfd_create(c"nsinit-trampoline", flags))?;
-        let mut file = File::from(memfd);
-        file.write_all(PROGRAM)
-            .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        let seals = SealFlag::F_SEAL_SEAL
-            | SealFlag::F_SEAL_SHRINK
-            | SealFlag::F_SEAL_GROW
-            | SealFlag::F_SEAL_WRITE;
-        fcntl(&file, FcntlArg::F_ADD_SEALS(seals))?;
-        Ok(Trampoline { memfd: file.into() })
+        let memfd = sys::sealed_executable(c"nsinit-trampoline", |file| file.write_all(PROGRAM))?;
+        Ok(Trampoline { memfd })
     }
 
     /// Replace this process with the trampoline, to run `command` with `terminal` as its
@@ -190,6 +182,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::fcntl::SealFlag;
     use proptest::prelude::*;
 
     #[test]

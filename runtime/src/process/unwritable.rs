@@ -16,7 +16,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
-use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::unistd::fexecve;
 
 use crate::error::StepContext;
@@ -88,23 +87,9 @@ fn readonly_view() -> Option<OwnedFd> {
 
 /// A sealed memfd holding a copy of the running nsinit binary: nobody can change its bytes.
 fn copy_to_sealed_memfd() -> nix::Result<OwnedFd> {
-    let memfd = memfd_create(
-        c"nsinit",
-        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-    )?;
-    let mut exe = File::open("/proc/self/exe").map_err(io_errno)?;
-    let mut copy = File::from(memfd);
-    std::io::copy(&mut exe, &mut copy).map_err(io_errno)?;
-    let seals = SealFlag::F_SEAL_SEAL
-        | SealFlag::F_SEAL_SHRINK
-        | SealFlag::F_SEAL_GROW
-        | SealFlag::F_SEAL_WRITE;
-    fcntl(&copy, FcntlArg::F_ADD_SEALS(seals))?;
-    Ok(copy.into())
-}
-
-fn io_errno(e: std::io::Error) -> nix::Error {
-    nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+    sys::sealed_executable(c"nsinit", |copy| {
+        std::io::copy(&mut File::open("/proc/self/exe")?, copy).map(drop)
+    })
 }
 
 fn to_cstrings(items: impl Iterator<Item = OsString>) -> nix::Result<Vec<CString>> {
