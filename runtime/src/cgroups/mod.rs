@@ -258,12 +258,12 @@ impl Cgroup {
             .collect()
     }
 
-    /// Whether the group is in the unified (v2) hierarchy.
     /// v2: the group's directory (v1: `None`).
     pub fn v2_dir(&self) -> Option<&Path> {
         self.dirs.first().filter(|_| self.v2).map(PathBuf::as_path)
     }
 
+    /// Whether the group is in the unified (v2) hierarchy.
     pub fn is_v2(&self) -> bool {
         self.v2
     }

@@ -84,7 +84,9 @@ fn setup_and_exec(
         }
     }
     procfs::write_sysctls(&plan.sysctl)?;
-    if prepared.loopback_in_child {
+    // A new network namespace without a `network` (which nsinit connects from outside): the
+    // container's `lo` is set up here.
+    if plan.network.is_none() && plan.new_namespaces().any(|ns| ns == Namespace::Net) {
         network::loopback_up_here()?;
     }
     let pty = if plan.process.terminal {

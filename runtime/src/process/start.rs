@@ -54,9 +54,6 @@ pub(super) struct Prepared {
     /// refuses `mknod` (its `/dev` nodes are binds of the host's) and mounts `proc` and
     /// `sysfs` only while the host's are visible (they are made before `pivot_root`).
     pub in_user_namespace: bool,
-    /// The container has a new network namespace without a `network`: the child sets its
-    /// `lo` up itself ([`network::loopback_up_here`]).
-    pub loopback_in_child: bool,
 }
 
 /// Whether a namespace joined by path is entered by nsinit for the clone rather than by the
@@ -171,14 +168,12 @@ pub fn create(start: &Start<'_>) -> Result<Created, Error> {
     if cgroupns_in_clone {
         flags |= libc::CLONE_NEWCGROUP as u64;
     }
-    let loopback_in_child = loopback_in_child(plan);
     let prepared = Prepared {
         joined,
         cgroup_tasks,
         unshare_cgroupns: cgroupns && !cgroupns_in_clone,
         cgroup_view,
         in_user_namespace: plan.has(Namespace::User) || !userns::in_initial(),
-        loopback_in_child,
     };
 
     // Entered by this process for the clone only (see `entered_for_the_clone`); the child is
@@ -332,11 +327,6 @@ impl Drop for OwnedCgroup {
             let _ = group.remove();
         }
     }
-}
-
-/// Whether the child sets up its own `lo` (see [`Prepared::loopback_in_child`]).
-fn loopback_in_child(plan: &Plan) -> bool {
-    plan.network.is_none() && plan.new_namespaces().any(|ns| ns == Namespace::Net)
 }
 
 /// The container's network, when the plan has one: a veth pair on the bridge.
