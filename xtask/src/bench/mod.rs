@@ -1251,7 +1251,7 @@ fn markdown(
     if let Some(runtimes) = runtimes {
         out.push_str(
             "\n### nsinit-oci, runc and crun through runc's CLI, one bundle (`runc spec`, five \
-             namespaces, a cgroup), alternated in one run\n",
+             namespaces, a cgroup, the Alpine fixture), alternated in one run\n",
         );
         for operation in runtimes::OPERATIONS {
             let rows: Vec<TimeRow> = runtimes

@@ -1,5 +1,5 @@
 //! The OCI bundle runc and crun run: `runc spec`'s template edited to the bench's container
-//! (the shared busybox rootfs, writable; no terminal; the command; the seed's hostname and
+//! (the rootfs it is given, writable; no terminal; the command; the seed's hostname and
 //! five namespaces; a cgroup under the bench's parent).
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Issue 14: nsinit-oci against runc and crun through runc's command line, on one bundle
-//! (`runc spec`'s template over the bench's busybox rootfs, five namespaces, a cgroup under
-//! the bench's parent). Each runtime keeps its state in a `--root` of its own under the
+//! (`runc spec`'s template over the Alpine fixture, the image the engines run, five namespaces,
+//! a cgroup under the bench's parent). Each runtime keeps its state in a `--root` of its own under the
 //! bench's work directory. Timed side by side, alternated: `run` of `/bin/true` (foreground,
 //! the runtime deletes the container), `create` + `start` + wait + `delete`, and `exec` of
 //! `/bin/true` into a running container. Then, untimed, the peak RSS of the runtime process of
@@ -321,9 +321,11 @@ impl Bench<'_> {
     }
 
     pub(super) fn runtimes(&self, rounds: usize) -> Result<Results> {
+        // Alpine, as under the engines: its `/bin/true` is musl's busybox, 0.2 ms a run, where
+        // the busybox rootfs' glibc-static one spends about 1 ms probing the CPU (ARCHITECTURE.md).
         let rootfs = self.work.path.join("oci-rootfs");
-        fixtures::copy_rootfs(self.template, &rootfs)
-            .with_context(|| format!("copy the rootfs to {}", rootfs.display()))?;
+        fixtures::extract_rootfs_tar(&crate::rootfs::alpine_tarball()?, &rootfs)
+            .with_context(|| format!("unpack the Alpine fixture in {}", rootfs.display()))?;
         let scratch = self.prepared_scratch()?;
         let crun_name = match self.tools.hide_cgroup2 {
             Some(_) => "crun (under hide-cgroup2)",
