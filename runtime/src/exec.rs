@@ -99,7 +99,7 @@ fn create(options: &ExecOptions, dir: &ContainerDir, lock: StateFile) -> Result<
         plan: &plan,
         clone_flags,
         command: Some(&command),
-        gate: None,
+        release: process::Release::Supervised,
         preserve_fds: 0,
     };
     run(&start, dir, lock)
@@ -152,7 +152,7 @@ fn run(start: &process::Start<'_>, dir: &ContainerDir, state: StateFile) -> Resu
         RawMode::enter(host_stdin.as_fd())
     });
     let result = created
-        .release()
+        .release(String::new())
         .and_then(|()| supervise::run(&mut created.container, &signals, pty_master));
     drop(raw_mode);
     created.container.kill_and_wait();

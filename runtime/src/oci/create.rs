@@ -10,11 +10,10 @@ use std::time::SystemTime;
 
 use super::container::{Locked, Record, Root, Status, EXEC_FIFO};
 use super::{log, Context, OciError};
-use crate::cgroups::Cgroup;
 use crate::plan::idmap;
 use crate::plan::{CgroupPath, Namespace};
 use crate::process::gate::Gate;
-use crate::process::{self, hooks, unwritable, Command};
+use crate::process::{self, hooks, unwritable, Command, Created, Release};
 use crate::spec::oci;
 use crate::{namespaces, state, terminal};
 
@@ -31,24 +30,34 @@ pub struct Options {
     pub preserve_fds: u32,
 }
 
-/// A container created in this process: its record, its locked directory, and the engine's
-/// handle on its first process until it is left at the gate.
+/// Who lets the container's first process go on to its command once it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handoff {
+    /// `start`, another process, through the exec fifo: the process waits at its gate.
+    Start,
+    /// `run`, this process: the process waits for [`Created::release`] (no fifo).
+    Run,
+}
+
+/// A container created in this process: its record, its locked directory, and, for `run`,
+/// the engine's handle on its first process, waiting for its word.
 pub struct Made {
     pub record: Record,
     pub locked: Locked,
     /// The pty master, when the process has a terminal and no console socket took it.
     pub pty_master: Option<OwnedFd>,
-    pub cgroup: Option<Cgroup>,
+    /// [`Handoff::Run`]: the first process, set up; dropping this kills it.
+    pub waiting: Option<Created>,
 }
 
 pub fn run(ctx: &mut Context, options: &Options) -> Result<i32, OciError> {
-    let made = create(ctx, options)?;
+    let made = create(ctx, options, Handoff::Start)?;
     drop(made);
     Ok(0)
 }
 
-/// Create the container and leave it at its gate; on error nothing is left.
-pub fn create(ctx: &mut Context, options: &Options) -> Result<Made, OciError> {
+/// Create the container up to its `handoff`; on error nothing is left.
+pub fn create(ctx: &mut Context, options: &Options, handoff: Handoff) -> Result<Made, OciError> {
     let bundle = options
         .bundle
         .canonicalize()
@@ -69,13 +78,13 @@ pub fn create(ctx: &mut Context, options: &Options) -> Result<Made, OciError> {
         return Err(unwritable::reexec().into());
     }
     let locked = ctx.root.create(&options.id)?;
-    let made = make(ctx, options, &locked, &bundle, &config);
+    let made = make(ctx, options, handoff, &locked, &bundle, &config);
     match made {
-        Ok((record, pty_master, cgroup)) => Ok(Made {
+        Ok((record, pty_master, waiting)) => Ok(Made {
             record,
             locked,
             pty_master,
-            cgroup,
+            waiting,
         }),
         Err(error) => {
             let _ = locked.remove();
@@ -87,10 +96,11 @@ pub fn create(ctx: &mut Context, options: &Options) -> Result<Made, OciError> {
 fn make(
     ctx: &mut Context,
     options: &Options,
+    handoff: Handoff,
     locked: &Locked,
     bundle: &Path,
     config: &oci::Config,
-) -> Result<(Record, Option<OwnedFd>, Option<Cgroup>), OciError> {
+) -> Result<(Record, Option<OwnedFd>, Option<Created>), OciError> {
     let config_path = bundle.join("config.json");
     let mut plan = oci::lower(
         config,
@@ -128,12 +138,18 @@ fn make(
         ),
         None => (user.uid, user.gid),
     };
-    let gate = Gate::create(&locked.dir.join(EXEC_FIFO), owner)?;
+    let gate = match handoff {
+        Handoff::Start => Some(Gate::create(&locked.dir.join(EXEC_FIFO), owner)?),
+        Handoff::Run => None,
+    };
     let mut created = process::create(&process::Start {
         plan: &plan,
         clone_flags,
         command: command.as_ref(),
-        gate: Some(&gate),
+        release: match &gate {
+            Some(gate) => Release::Gate(gate),
+            None => Release::Creator,
+        },
         preserve_fds: options.preserve_fds,
     })?;
     let pid = created.container.pid;
@@ -175,8 +191,14 @@ fn make(
     if let Some(path) = &options.pid_file {
         write_pid_file(path, pid.as_raw())?;
     }
-    let (_, cgroup) = created.leave_at_gate(record.state_json(Status::Created))?;
-    Ok((record, pty_master, cgroup))
+    let waiting = match handoff {
+        Handoff::Start => {
+            created.leave_at_gate(record.state_json(Status::Created))?;
+            None
+        }
+        Handoff::Run => Some(created),
+    };
+    Ok((record, pty_master, waiting))
 }
 
 /// Read `config.json`: a regular file, bounded in size.

@@ -1,12 +1,15 @@
 //! `run`: `create` and `start` in one, then (unless `--detach`) wait for the container's
 //! first process to exit, relaying signals and the terminal, and `delete` it, as runc does,
-//! so the same id can run again. Exits with the process's status.
+//! so the same id can run again. Exits with the process's status. The process is released
+//! by this process itself, through the start channel: no exec fifo, and no second lock,
+//! read of the record or status check as a separate `start` makes.
 
 use std::os::fd::AsFd;
 
-use super::create::{self, Options};
+use super::container::Status;
+use super::create::{self, Handoff, Made, Options};
 use super::{delete, start, Context, OciError};
-use crate::process::{self, supervise, Container};
+use crate::process::{self, supervise};
 use crate::terminal::{self, RawMode};
 
 pub fn run(ctx: &mut Context, options: &Options, detach: bool) -> Result<i32, OciError> {
@@ -16,16 +19,30 @@ pub fn run(ctx: &mut Context, options: &Options, detach: bool) -> Result<i32, Oc
         true => None,
         false => Some(process::block_forwarded_signals()?),
     };
-    let made = create::create(ctx, options)?;
-    let pid = nix::unistd::Pid::from_raw(made.record.pid);
-    let pty_master = made.pty_master;
-    drop(made.locked);
-    let mut container = Container::adopt(pid)?;
-    if let Err(error) = start::run(ctx, &id) {
-        drop(container);
+    let Made {
+        record,
+        locked,
+        pty_master,
+        waiting,
+    } = create::create(ctx, options, Handoff::Run)?;
+    let mut waiting = waiting.expect("a container created to run waits for its word");
+    let released = match record.plan.process.args.is_empty() {
+        true => Err(OciError::Invalid(format!(
+            "cannot start container {id}: its config.json has no process"
+        ))),
+        false => waiting
+            .release(record.state_json(Status::Created))
+            .map_err(OciError::from),
+    };
+    if let Err(error) = released {
+        drop(waiting);
+        drop(locked);
         let _ = delete::run(ctx, &id, true);
         return Err(error);
     }
+    let mut container = waiting.into_running();
+    drop(locked);
+    start::poststart(ctx, &record);
     let Some(signals) = signals else {
         container.disown();
         return Ok(0);

@@ -4,7 +4,7 @@
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use super::container::Status;
+use super::container::{Record, Status};
 use super::{Context, OciError};
 use crate::process::gate::{self, ReleaseError};
 use crate::process::hooks;
@@ -41,6 +41,12 @@ pub fn run(ctx: &mut Context, id: &str) -> Result<i32, OciError> {
         },
         other => OciError::Invalid(format!("start container {id}: {other}")),
     })?;
+    poststart(ctx, &record);
+    Ok(0)
+}
+
+/// The `poststart` hooks of a container just started.
+pub fn poststart(ctx: &mut Context, record: &Record) {
     let running = record.state_json(Status::Running);
     for hook in &record.plan.hooks.poststart {
         // runtime-spec: a failed poststart hook is a warning; the container runs on.
@@ -48,5 +54,4 @@ pub fn run(ctx: &mut Context, id: &str) -> Result<i32, OciError> {
             ctx.log.warn(&error.to_string());
         }
     }
-    Ok(0)
 }

@@ -11,7 +11,7 @@ use nix::sys::stat::{umask, Mode};
 use nix::unistd::sethostname;
 
 use super::channel::{Channel, Message};
-use super::start::{Prepared, Start};
+use super::start::{Prepared, Release, Start};
 use super::{gate, hooks, SeccompMoment};
 use crate::error::{Failure, StepContext, StepError, EXIT_SETUP};
 use crate::plan::{Namespace, Personality};
@@ -145,9 +145,12 @@ fn setup_and_exec(
     // Only 0, 1, 2 and the preserved fds reach the command (CVE-2024-21626); our channel end
     // stays open until the exec succeeds, so a failure can still be reported on it.
     super::prepare_exec(start.preserve_fds)?;
-    if let Some(gate) = start.gate {
-        // The creator exits now; the container outlives it.
+    if let Release::Creator | Release::Gate(_) = start.release {
+        // The creator leaves (`create`, `run --detach`) or only waits: the container
+        // outlives it.
         nix::sys::prctl::set_pdeathsig(None).step(|| "clear the parent-death signal".into())?;
+    }
+    if let Release::Gate(gate) = start.release {
         if let Some(command) = start.command {
             command.check()?;
         }
@@ -155,8 +158,8 @@ fn setup_and_exec(
             .send(&Message::Waiting)
             .step(|| "report waiting for start".into())?;
         gate::wait(gate.fd())?;
-        hooks::run_all("startContainer", &plan.hooks.start_container, &hook_state)?;
     }
+    hooks::run_all("startContainer", &plan.hooks.start_container, &hook_state)?;
     super::load_seccomp(seccomp, &plan.process, SeccompMoment::Last)?;
     Err(match start.command {
         Some(command) => command.exec(),

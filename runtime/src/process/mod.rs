@@ -27,7 +27,7 @@ use crate::plan::{Process, Seccomp};
 use crate::{capabilities, sys, Error};
 use channel::Message;
 pub use command::{Command, CommandError};
-pub use start::{create, Created, OwnedCgroup, Start};
+pub use start::{create, Created, OwnedCgroup, Release, Start};
 
 /// Signals nsinit passes on to the container's PID 1. `SIGWINCH` with a terminal becomes a
 /// window-size update of the pty instead (the kernel then signals the foreground group).

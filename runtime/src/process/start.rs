@@ -1,8 +1,8 @@
 //! Creating a container from its plan: the cgroup, the clone into new (and joined)
 //! namespaces, the network, and the handshake up to `Ready`. The start is split there
 //! exactly once: the creator either releases the process itself ([`Created::release`],
-//! `nsinit exec`) or leaves it waiting at a gate for another process (`nsinit-oci start`,
-//! [`Created::leave_at_gate`]).
+//! `nsinit exec` and `nsinit-oci run`) or leaves it waiting at a gate for another process
+//! (`nsinit-oci start`, [`Created::leave_at_gate`]).
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -33,10 +33,22 @@ pub struct Start<'a> {
     /// The command; only a container released through a gate may have none (OCI `create`
     /// of a config without `process`): it then exits when released.
     pub command: Option<&'a Command>,
-    /// Where another process releases the container; `None`: the creator does.
-    pub gate: Option<&'a Gate>,
+    /// Who lets the first process go on to its command.
+    pub release: Release<'a>,
     /// How many fds from 3 on the command inherits (OCI `--preserve-fds`).
     pub preserve_fds: u32,
+}
+
+/// Who lets a set-up first process go on to its command, and whether it outlives its creator.
+#[derive(Clone, Copy)]
+pub enum Release<'a> {
+    /// Its creator, which supervises it to the end (`nsinit exec`): it dies with the creator.
+    Supervised,
+    /// Its creator, which then only waits for it or leaves (`nsinit-oci run`): it outlives
+    /// the creator, and runs its `startContainer` hooks before the command.
+    Creator,
+    /// Another process, through this gate (`nsinit-oci create`, then `start`).
+    Gate(&'a Gate),
 }
 
 /// What the child needs besides the start: prepared by the parent before the clone.
@@ -256,14 +268,22 @@ fn default_cgroup_view() -> CgroupView {
 
 impl Created {
     /// Let the process go on to its command; returns once it runs (or failed to start).
-    pub fn release(&mut self) -> Result<(), Error> {
-        let go = Message::Go {
-            hook_state: String::new(),
-        };
+    /// `hook_state` is the state JSON its own hooks get.
+    pub fn release(&mut self, hook_state: String) -> Result<(), Error> {
         self.channel
-            .send(&go)
+            .send(&Message::Go { hook_state })
             .step(|| "release the container process".into())?;
         expect_exec(&self.channel, &mut self.container, "start the command")
+    }
+
+    /// After [`Created::release`], when the process outlives its creator
+    /// ([`Release::Creator`]): the handle on the running process (dropping it still kills
+    /// it); the cgroup is no longer this handle's to remove, but whoever deletes the container.
+    pub fn into_running(mut self) -> Container {
+        if let Some(mut group) = self.cgroup.take() {
+            group.0.take();
+        }
+        self.container
     }
 
     /// Let the process finish its setup and wait at its gate, then let go of it: it outlives
