@@ -122,8 +122,11 @@ fn setup_and_exec(
         // nsinit is gone or gave up: leave quietly, it reports.
         _ => sys::exit_now(EXIT_SETUP),
     };
-    for (hook, program) in plan.hooks.create_container.iter().zip(&create_hooks) {
-        hooks::run("createContainer", hook, Some(program.as_fd()), &hook_state)?;
+    if !create_hooks.is_empty() {
+        let state = hooks::state_inside(&hook_state, "creating");
+        for (hook, program) in plan.hooks.create_container.iter().zip(&create_hooks) {
+            hooks::run("createContainer", hook, Some(program.as_fd()), &state)?;
+        }
     }
     drop(create_hooks);
 
@@ -159,7 +162,10 @@ fn setup_and_exec(
             .step(|| "report waiting for start".into())?;
         gate::wait(gate.fd())?;
     }
-    hooks::run_all("startContainer", &plan.hooks.start_container, &hook_state)?;
+    if !plan.hooks.start_container.is_empty() {
+        let state = hooks::state_inside(&hook_state, "created");
+        hooks::run_all("startContainer", &plan.hooks.start_container, &state)?;
+    }
     super::load_seccomp(seccomp, &plan.process, SeccompMoment::Last)?;
     Err(match start.command {
         Some(command) => command.exec(),

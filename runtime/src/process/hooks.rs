@@ -49,6 +49,19 @@ pub fn open_programs(hooks: &[Hook]) -> Result<Vec<OwnedFd>, StepError> {
         .collect()
 }
 
+/// `state` (the container's state JSON) as a hook run in the container's namespaces gets it,
+/// from this process, the container's first: runtime-spec gives such a hook the pid as the
+/// container sees it (1 in a pid namespace of its own), and `status` is where the lifecycle
+/// is (`creating` for `createContainer`, `created` for `startContainer`).
+pub fn state_inside(state: &str, status: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("pid".into(), std::process::id().into());
+        object.insert("status".into(), status.into());
+    }
+    value.to_string()
+}
+
 /// Run `hooks` in order, each found by its path in this process's mount namespace; stop at
 /// the first that fails.
 pub fn run_all(point: &'static str, hooks: &[Hook], state: &str) -> Result<(), HookError> {

@@ -807,23 +807,39 @@ impl Drop for HeldNetns {
     }
 }
 
-/// The hooks, in the order they run, and the state each one finds on stdin.
-const HOOKS: [(&str, &str); 4] = [
+/// The hooks, in the order they run, and the status each one finds in the state on stdin.
+const HOOKS: [(&str, &str); 6] = [
     ("prestart", "creating"),
     ("createRuntime", "creating"),
+    ("createContainer", "creating"),
+    ("startContainer", "created"),
     ("poststart", "running"),
     ("poststop", "stopped"),
 ];
 
-/// `prestart`, `createRuntime`, `poststart` and `poststop` hooks (host commands) each append
-/// their name and the state JSON from stdin to a log the driver reads.
+/// Whether a hook runs in the container's namespaces (its state's pid is the container's
+/// view of it) rather than the runtime's.
+fn in_container(hook: &str) -> bool {
+    matches!(hook, "createContainer" | "startContainer")
+}
+
+/// Every hook appends its name and the state JSON from its stdin to one log the driver reads:
+/// the host's commands to the case directory's `hooks.log`, the container's to `/hooks.log`,
+/// the same file (the case directory is the rootfs). A `createContainer` hook's path
+/// resolves on the host and it runs in the container, so it is the rootfs' own busybox.
 fn hooks_case() -> Case {
     scenario("hooks", |stage| {
         let log = stage.dir().join("hooks.log");
         let mut config = base_config(stage.dir(), "hooks", &[]);
+        config["root"]["readonly"] = json!(false);
         for (hook, _) in HOOKS {
-            let script = format!("printf '%s %s\\n' {hook} \"$(cat)\" >> {}", log.display());
-            config["hooks"][hook] = json!([{ "path": "/bin/sh", "args": ["sh", "-c", script] }]);
+            let (path, file) = match hook {
+                "createContainer" => (stage.dir().join("bin/busybox"), PathBuf::from("/hooks.log")),
+                "startContainer" => (PathBuf::from("/bin/sh"), PathBuf::from("/hooks.log")),
+                _ => (PathBuf::from("/bin/sh"), log.clone()),
+            };
+            let script = format!("printf '%s %s\\n' {hook} \"$(cat)\" >> {}", file.display());
+            config["hooks"][hook] = json!([{ "path": path, "args": ["sh", "-c", script] }]);
         }
         let ran = run_bundle(stage, "hooks", &config)?;
         let hooks_log = fs::read_to_string(&log).unwrap_or_default();
@@ -837,29 +853,54 @@ fn hooks_case() -> Case {
             expect_exit(&r.run, 0)
         }),
         Check::on_findings("oci/hooks/order", |r: &Ran| {
-            let log = r.hooks_log.clone().unwrap_or_default();
-            let order: Vec<&str> = log.lines().filter_map(|l| l.split(' ').next()).collect();
+            let order: Vec<&str> = hook_states(r).iter().map(|(hook, _)| *hook).collect();
             let wanted: Vec<&str> = HOOKS.iter().map(|(hook, _)| *hook).collect();
             expect_eq(wanted, order)
         }),
         Check::on_findings("oci/hooks/state-on-stdin", |r: &Ran| {
-            let log = r.hooks_log.clone().unwrap_or_default();
+            let states = hook_states(r);
             for (hook, status) in HOOKS {
-                let line = log.lines().find(|l| l.split(' ').next() == Some(hook));
-                let state: Value = line
-                    .and_then(|l| l.split_once(' '))
-                    .and_then(|(_, json)| serde_json::from_str(json).ok())
-                    .unwrap_or(Value::Null);
+                let state = states.iter().find(|(name, _)| *name == hook);
+                let state = state.map_or(&Value::Null, |(_, state)| state);
                 if state["id"] != r.id.as_str() || state["status"] != status {
                     return Err(mismatch(
                         format!("{hook}'s stdin: the state of {} ({status})", r.id),
-                        line.unwrap_or("no line"),
+                        state,
                     ));
                 }
             }
             Ok(())
         }),
+        // runtime-spec: the pid as the runtime sees it for hooks in its namespaces, as the
+        // container sees it (1, its own pid namespace) for hooks in the container's.
+        Check::on_findings("oci/hooks/pid-as-each-side-sees-it", |r: &Ran| {
+            let states = hook_states(r);
+            let host_pid = states
+                .iter()
+                .find(|(hook, _)| *hook == "createRuntime")
+                .and_then(|(_, state)| state["pid"].as_i64());
+            for (hook, state) in &states {
+                let wanted = match *hook {
+                    "poststop" => Some(0),
+                    hook if in_container(hook) => Some(1),
+                    _ => host_pid.filter(|pid| *pid > 1),
+                };
+                if wanted.is_none() || state["pid"].as_i64() != wanted {
+                    return Err(mismatch(format!("{hook}'s pid: {wanted:?}"), &state["pid"]));
+                }
+            }
+            Ok(())
+        }),
     ])
+}
+
+/// Each line of the hooks' log: the hook's name and the state it read.
+fn hook_states(r: &Ran) -> Vec<(&str, Value)> {
+    let log = r.hooks_log.as_deref().unwrap_or_default();
+    log.lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(hook, json)| (hook, serde_json::from_str(json).unwrap_or(Value::Null)))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
