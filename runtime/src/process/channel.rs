@@ -39,7 +39,8 @@ pub enum Message {
     /// The container's mounts and hostname are in place; carries the pty master, if any.
     Ready { pty_master: Option<OwnedFd> },
     /// The parent finished its part; the child may go on. Carries the container's state
-    /// JSON for the hooks the child runs (empty without hooks).
+    /// JSON for the hooks the child runs, which gives each its own pid and status (empty
+    /// without hooks).
     Go { hook_state: String },
     /// The child failed: nsinit should print the text and exit with the code.
     Failed(Failure),

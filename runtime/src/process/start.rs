@@ -45,7 +45,7 @@ pub enum Release<'a> {
     /// Its creator, which supervises it to the end (`nsinit exec`): it dies with the creator.
     Supervised,
     /// Its creator, which then only waits for it or leaves (`nsinit-oci run`): it outlives
-    /// the creator, and runs its `startContainer` hooks before the command.
+    /// the creator.
     Creator,
     /// Another process, through this gate (`nsinit-oci create`, then `start`).
     Gate(&'a Gate),
