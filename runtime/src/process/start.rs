@@ -11,7 +11,6 @@ use std::path::Path;
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
-use nix::unistd::Pid;
 
 use super::channel::{self, Channel, Message};
 use super::gate::Gate;
@@ -280,16 +279,14 @@ impl Created {
     /// ([`Release::Creator`]): the handle on the running process (dropping it still kills
     /// it); the cgroup is no longer this handle's to remove, but whoever deletes the container.
     pub fn into_running(mut self) -> Container {
-        if let Some(mut group) = self.cgroup.take() {
-            group.0.take();
-        }
+        self.leave_cgroup();
         self.container
     }
 
     /// Let the process finish its setup and wait at its gate, then let go of it: it outlives
     /// this process (reaped by whoever reaps this one's orphans), and so does its cgroup.
-    /// Returns its pid and its group. `hook_state` is the state JSON its own hooks get.
-    pub fn leave_at_gate(mut self, hook_state: String) -> Result<(Pid, Option<Cgroup>), Error> {
+    /// `hook_state` is the state JSON its own hooks get.
+    pub fn leave_at_gate(mut self, hook_state: String) -> Result<(), Error> {
         self.channel
             .send(&Message::Go { hook_state })
             .step(|| "let the container process finish its setup".into())?;
@@ -302,9 +299,16 @@ impl Created {
                 return Err(Error::DiedDuringSetup { step: SETUP, code });
             }
         }
-        let pid = self.container.disown();
-        let cgroup = self.cgroup.take().and_then(|mut group| group.0.take());
-        Ok((pid, cgroup))
+        self.leave_cgroup();
+        self.container.disown();
+        Ok(())
+    }
+
+    /// The cgroup is no longer this handle's to remove: it goes with the container.
+    fn leave_cgroup(&mut self) {
+        if let Some(mut group) = self.cgroup.take() {
+            group.0.take();
+        }
     }
 }
 
