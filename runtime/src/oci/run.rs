@@ -26,14 +26,11 @@ pub fn run(ctx: &mut Context, options: &Options, detach: bool) -> Result<i32, Oc
         waiting,
     } = create::create(ctx, options, Handoff::Run)?;
     let mut waiting = waiting.expect("a container created to run waits for its word");
-    let released = match record.plan.process.args.is_empty() {
-        true => Err(OciError::Invalid(format!(
-            "cannot start container {id}: its config.json has no process"
-        ))),
-        false => waiting
+    let released = start::has_process(&record).and_then(|()| {
+        waiting
             .release(record.state_json(Status::Created))
-            .map_err(OciError::from),
-    };
+            .map_err(OciError::from)
+    });
     if let Err(error) = released {
         drop(waiting);
         drop(locked);

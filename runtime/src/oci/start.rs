@@ -23,11 +23,7 @@ pub fn run(ctx: &mut Context, id: &str) -> Result<i32, OciError> {
             wanted: "created",
         });
     }
-    if record.plan.process.args.is_empty() {
-        return Err(OciError::Invalid(format!(
-            "cannot start container {id}: its config.json has no process"
-        )));
-    }
+    has_process(&record)?;
     let pidfd = pidfd.ok_or_else(|| OciError::NotRunning {
         id: id.to_string(),
         action: "start",
@@ -43,6 +39,17 @@ pub fn run(ctx: &mut Context, id: &str) -> Result<i32, OciError> {
     })?;
     poststart(ctx, &record);
     Ok(0)
+}
+
+/// A container whose config.json has no `process` is created but never started.
+pub fn has_process(record: &Record) -> Result<(), OciError> {
+    match record.plan.process.args.is_empty() {
+        true => Err(OciError::Invalid(format!(
+            "cannot start container {}: its config.json has no process",
+            record.id
+        ))),
+        false => Ok(()),
+    }
 }
 
 /// The `poststart` hooks of a container just started.
